@@ -1,0 +1,116 @@
+// attnserve: the attention gRPC server. Parses flags, sets up logging, starts the server and
+// drains it gracefully on SIGTERM/SIGINT (health NOT_SERVING, in-flight calls finish, exit 0).
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "server/request_log.h"
+#include "server/server_runner.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, address, "0.0.0.0:50051", "host:port to listen on; port 0 picks a free one");
+ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written to this file once serving");
+ABSL_FLAG(int, workers, 1, "worker threads computing requests (gRPC threads never compute)");
+ABSL_FLAG(int, intra_op_threads, 0,
+          "OpenMP threads per worker; 0 = cores / workers (never oversubscribes the cores)");
+ABSL_FLAG(int64_t, max_message_bytes, 64 << 20, "largest request or response message, bytes");
+ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26,
+          "largest single tensor, in elements, including the maps a request would produce");
+ABSL_FLAG(int64_t, primitive_cache_capacity, 256, "oneDNN primitives kept for reuse");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
+ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
+ABSL_FLAG(double, shutdown_grace_s, 10.0,
+          "on SIGTERM/SIGINT, seconds in-flight calls get to finish before they are cancelled");
+
+namespace {
+
+int Fail(const std::string& message) {
+  spdlog::error("{}", message);
+  return 2;
+}
+
+// Blocks TERM and INT in this thread and every thread started after it, so that only sigwait
+// sees them.
+sigset_t BlockShutdownSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const sigset_t shutdown_signals = BlockShutdownSignals();
+  absl::SetProgramUsageMessage("Serves attention.v1.AttentionService over gRPC. Flags:");
+  absl::ParseCommandLine(argc, argv);
+
+  absl::StatusOr<attn::LogFormat> format = attn::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
+  if (!format.ok()) return Fail(format.status().ToString());
+  attn::SetLogFormat(*format);
+  const spdlog::level::level_enum level = spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));
+  if (level == spdlog::level::off && absl::GetFlag(FLAGS_log_level) != "off") {
+    return Fail(absl::StrCat("--log_level = \"", absl::GetFlag(FLAGS_log_level),
+                             "\"; use trace, debug, info, warn, error or off"));
+  }
+  spdlog::set_level(level);
+
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  attn::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_address);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
+  if (options.workers < 1) return Fail("--workers must be >= 1");
+  if (options.intra_op_threads == 0) options.intra_op_threads = std::max(1, cores / options.workers);
+  if (options.intra_op_threads < 1) return Fail("--intra_op_threads must be >= 0");
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_elements = absl::GetFlag(FLAGS_max_elements);
+  if (options.max_message_bytes < 1 || options.max_elements < 1) {
+    return Fail("--max_message_bytes and --max_elements must be >= 1");
+  }
+  options.primitive_cache_capacity = absl::GetFlag(FLAGS_primitive_cache_capacity);
+  const double grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
+  if (!(grace_s >= 0)) return Fail("--shutdown_grace_s must be >= 0");
+
+  absl::StatusOr<std::unique_ptr<attn::AttentionServer>> server =
+      attn::AttentionServer::Start(options);
+  if (!server.ok()) return Fail(server.status().ToString());
+  const int port = (*server)->port();
+  attn::LogEvent(spdlog::level::info, "started",
+                 attn::LogFields()
+                     .Add("version", ATTNSERVE_VERSION)
+                     .Add("onednn", attn::AttentionEngine::OneDnnVersion())
+                     .Add("isa", attn::AttentionEngine::OneDnnIsa())
+                     .Add("address", options.address)
+                     .Add("port", port)
+                     .Add("workers", options.workers)
+                     .Add("intra_op_threads", options.intra_op_threads)
+                     .Add("cores", cores));
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    // Written then renamed, so a reader never sees a partial file.
+    std::ofstream(path + ".tmp") << port << "\n";
+    std::rename((path + ".tmp").c_str(), path.c_str());
+  }
+
+  int signal_number = 0;
+  sigwait(&shutdown_signals, &signal_number);
+  attn::LogEvent(spdlog::level::info, "draining",
+                 attn::LogFields()
+                     .Add("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+                     .Add("grace_ms", static_cast<int64_t>(grace_s * 1000)));
+  (*server)->Shutdown(absl::Milliseconds(grace_s * 1000));
+  server->reset();
+  attn::LogEvent(spdlog::level::info, "stopped", attn::LogFields().Add("exit_code", 0));
+  return 0;
+}

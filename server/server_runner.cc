@@ -1,0 +1,64 @@
+// Assembles and runs the gRPC server (see server_runner.h).
+#include "server/server_runner.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace attn {
+namespace {
+
+constexpr char kServiceName[] = "attention.v1.AttentionService";
+
+}  // namespace
+
+AttentionServer::AttentionServer(const ServerOptions& options)
+    : options_(options),
+      executor_({.workers = options.workers, .intra_op_threads = options.intra_op_threads}),
+      engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
+      service_(engine_, executor_,
+               {.max_elements = options.max_elements,
+                .max_message_bytes = options.max_message_bytes}) {}
+
+AttentionServer::~AttentionServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
+    const ServerOptions& options) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::unique_ptr<AttentionServer> server(new AttentionServer(options));
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  builder.RegisterService(&server->service_);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options.address));
+  }
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(kServiceName, true);
+  return server;
+}
+
+void AttentionServer::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr) return;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+}
+
+void AttentionServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace attn

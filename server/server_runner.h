@@ -1,0 +1,58 @@
+// Builds and runs the whole gRPC server: executor, engine, AttentionService, health
+// (grpc.health.v1 for "" and "attention.v1.AttentionService") and reflection, listening on one
+// address. Used by main and by the in-process tests. Shutdown is thread-safe and idempotent.
+#ifndef ATTNSERVE_SERVER_SERVER_RUNNER_H_
+#define ATTNSERVE_SERVER_SERVER_RUNNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/attention_service.h"
+#include "src/attention_engine.h"
+#include "src/executor.h"
+
+namespace attn {
+
+struct ServerOptions {
+  std::string address = "0.0.0.0:50051";  // port 0 picks a free port
+  int workers = 1;
+  int intra_op_threads = 2;
+  int64_t max_message_bytes = 64 << 20;
+  int64_t max_elements = int64_t{1} << 26;
+  size_t primitive_cache_capacity = 256;
+};
+
+class AttentionServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<AttentionServer>> Start(const ServerOptions& options);
+  ~AttentionServer();
+
+  // The port actually bound (differs from the address's when it asked for port 0).
+  int port() const { return port_; }
+  const ServerOptions& options() const { return options_; }
+
+  // Health turns NOT_SERVING, new calls are refused, in-flight calls get up to `grace` to
+  // finish (then are cancelled); returns when every call is done.
+  void Shutdown(absl::Duration grace);
+  // Blocks until Shutdown has completed.
+  void Wait();
+
+ private:
+  explicit AttentionServer(const ServerOptions& options);
+
+  const ServerOptions options_;
+  Executor executor_;
+  AttentionEngine engine_;
+  AttentionService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SERVER_SERVER_RUNNER_H_

@@ -1,0 +1,249 @@
+// Scaled dot-product attention on oneDNN primitives (see attention_engine.h).
+//
+// The G = H / Hkv query heads that share KV head g are contiguous in Q, O and the maps, so the
+// rows of all of them form one [G*Sq, D] matrix against the same K_g and V_g. That matrix is cut
+// into blocks of at most kBlockRows rows; a piece of work is one (batch, kv head, row block).
+#include "src/attention_engine.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "src/mask_tile.h"
+
+namespace attn {
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+constexpr int64_t kBlockRows = 128;
+
+memory::desc RowMajor(int64_t rows, int64_t cols) {
+  return memory::desc({rows, cols}, dt::f32, memory::dims{cols, 1});
+}
+
+memory Wrap(const memory::desc& md, const dnnl::engine& engine, const float* data) {
+  return memory(md, engine, const_cast<float*>(data));
+}
+
+// One piece of work and where its operands live.
+struct Piece {
+  int64_t batch = 0;
+  int64_t kv_head = 0;
+  int64_t first_row = 0;  // row within the batch item, across heads (head * Sq + query)
+  int64_t rows = 0;
+};
+
+// Runs pieces with its own scratch and stream; one per thread.
+class PieceRunner {
+ public:
+  PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, PrimitiveCache& cache,
+              const dnnl::engine& engine)
+      : in_(in), out_(out), cache_(cache), engine_(engine), stream_(engine) {
+    const int64_t rows = std::min(kBlockRows, in.dims.group_size() * in.dims.q_len);
+    if (!in.mask.empty()) {
+      tile_.resize(rows * in.dims.kv_len);
+      row_has_key_ = std::make_unique<bool[]>(rows);
+    }
+    if (out.probabilities == nullptr || out.scores == nullptr) {
+      scratch_.resize(rows * in.dims.kv_len);
+    }
+  }
+
+  void Run(const Piece& piece) {
+    const AttentionDims& d = in_.dims;
+    const int64_t m = piece.rows;
+    const int64_t head_row = piece.batch * d.heads * d.q_len + piece.first_row;
+    const float* q = in_.query + head_row * d.head_dim;
+    const float* k = in_.key + (piece.batch * d.kv_heads + piece.kv_head) * d.kv_len * d.head_dim;
+    const float* v = in_.value + (piece.batch * d.kv_heads + piece.kv_head) * d.kv_len * d.value_dim;
+    float* o = out_.output + head_row * d.value_dim;
+    const int64_t map_offset = head_row * d.kv_len;
+    float* scores = out_.scores != nullptr        ? out_.scores + map_offset
+                    : out_.probabilities != nullptr ? out_.probabilities + map_offset
+                                                    : scratch_.data();
+    float* probs = out_.probabilities != nullptr ? out_.probabilities + map_offset
+                   : out_.scores != nullptr      ? scratch_.data()
+                                                 : scores;
+    const bool masked = !in_.mask.empty();
+    if (masked) {
+      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, tile_.data(), row_has_key_.get());
+    }
+
+    // scores = scale * Q K^T + mask_tile
+    const memory::desc q_md = RowMajor(m, d.head_dim);
+    const memory::desc kt_md({d.head_dim, d.kv_len}, dt::f32, memory::dims{1, d.head_dim});
+    const memory::desc s_md = RowMajor(m, d.kv_len);
+    auto qk = cache_.GetOrCreate(
+        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, masked ? ":mask" : ""), [&] {
+          dnnl::primitive_attr attr;
+          attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+          if (masked) {
+            dnnl::post_ops ops;
+            ops.append_binary(dnnl::algorithm::binary_add, s_md);
+            attr.set_post_ops(ops);
+          }
+          return dnnl::matmul(dnnl::matmul::primitive_desc(
+              dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
+        });
+    const float scale = in_.scale;
+    std::unordered_map<int, memory> qk_args = {
+        {DNNL_ARG_SRC, Wrap(q_md, engine_, q)},
+        {DNNL_ARG_WEIGHTS, Wrap(kt_md, engine_, k)},
+        {DNNL_ARG_DST, Wrap(s_md, engine_, scores)},
+        {DNNL_ARG_ATTR_OUTPUT_SCALES,
+         Wrap(memory::desc({1}, dt::f32, tag::x), engine_, &scale)}};
+    if (masked) {
+      qk_args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                      Wrap(s_md, engine_, tile_.data()));
+    }
+    qk->execute(stream_, qk_args);
+
+    // P = softmax_j(scores), in place unless both maps are returned.
+    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", d.kv_len), [&] {
+      return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
+          dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                         dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
+          engine_));
+    });
+    softmax->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, scores)},
+                               {DNNL_ARG_DST, Wrap(s_md, engine_, probs)}});
+    stream_.wait();
+    // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
+    if (masked) {
+      for (int64_t r = 0; r < m; ++r) {
+        if (!row_has_key_[r]) std::fill_n(probs + r * d.kv_len, d.kv_len, 0.0f);
+      }
+    }
+
+    // O = P V
+    const memory::desc v_md = RowMajor(d.kv_len, d.value_dim);
+    const memory::desc o_md = RowMajor(m, d.value_dim);
+    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim), [&] {
+      return dnnl::matmul(
+          dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md), engine_));
+    });
+    pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, probs)},
+                          {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
+                          {DNNL_ARG_DST, Wrap(o_md, engine_, o)}});
+    stream_.wait();
+  }
+
+ private:
+  const AttentionInputs& in_;
+  const AttentionOutputs& out_;
+  PrimitiveCache& cache_;
+  const dnnl::engine& engine_;
+  dnnl::stream stream_;
+  std::vector<float> tile_;
+  std::unique_ptr<bool[]> row_has_key_;
+  std::vector<float> scratch_;
+};
+
+// Collects the first error raised on any thread.
+class FirstError {
+ public:
+  void Record(const dnnl::error& e) {
+    absl::MutexLock lock(&mu_);
+    if (status_.ok()) status_ = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+  }
+  absl::Status Take() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Status status_;
+};
+
+}  // namespace
+
+AttentionEngine::AttentionEngine(Options options)
+    : cache_(options.primitive_cache_capacity), engine_(dnnl::engine::kind::cpu, 0) {}
+
+absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
+                                  const AttentionOutputs& outputs) const {
+  const AttentionDims& d = inputs.dims;
+  const int64_t rows_per_group = d.group_size() * d.q_len;
+  const int64_t block = std::min(kBlockRows, rows_per_group);
+  const int64_t blocks_per_group = (rows_per_group + block - 1) / block;
+  const int64_t pieces = d.batch * d.kv_heads * blocks_per_group;
+  auto piece_at = [&](int64_t p) {
+    Piece piece;
+    piece.batch = p / (d.kv_heads * blocks_per_group);
+    piece.kv_head = (p / blocks_per_group) % d.kv_heads;
+    const int64_t block_row = (p % blocks_per_group) * block;
+    piece.first_row = piece.kv_head * rows_per_group + block_row;
+    piece.rows = std::min(block, rows_per_group - block_row);
+    return piece;
+  };
+
+  FirstError error;
+  const int threads = omp_get_max_threads();
+  if (threads > 1 && pieces >= threads) {
+    // Enough independent pieces: one per thread, each primitive single-threaded inside.
+#pragma omp parallel num_threads(threads)
+    {
+      try {
+        PieceRunner runner(inputs, outputs, cache_, engine_);
+#pragma omp for schedule(dynamic)
+        for (int64_t p = 0; p < pieces; ++p) {
+          try {
+            runner.Run(piece_at(p));
+          } catch (const dnnl::error& e) {
+            error.Record(e);
+          }
+        }
+      } catch (const dnnl::error& e) {
+        error.Record(e);
+      }
+    }
+  } else {
+    // Few pieces: run them in turn and let each primitive use every thread.
+    try {
+      PieceRunner runner(inputs, outputs, cache_, engine_);
+      for (int64_t p = 0; p < pieces; ++p) runner.Run(piece_at(p));
+    } catch (const dnnl::error& e) {
+      error.Record(e);
+    }
+  }
+  return error.Take();
+}
+
+std::string AttentionEngine::OneDnnVersion() {
+  const dnnl_version_t* v = dnnl_version();
+  return absl::StrCat(v->major, ".", v->minor, ".", v->patch);
+}
+
+std::string AttentionEngine::OneDnnIsa() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41:
+      return "sse41";
+    case dnnl::cpu_isa::avx:
+      return "avx";
+    case dnnl::cpu_isa::avx2:
+      return "avx2";
+    case dnnl::cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core:
+      return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace attn

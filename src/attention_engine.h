@@ -1,0 +1,43 @@
+// Scaled dot-product attention on oneDNN (f32): per (batch, head, block of query rows) a matmul
+// QK^T with the scale (output scales) and the block's additive mask tile (binary post-op) fused
+// in, softmax in place along the keys, then a matmul with V. Primitives come from a bounded
+// cache keyed by shape. Thread-safe: Run may be called from several threads at once; each call
+// uses the calling thread's OpenMP thread count.
+#ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
+#define ATTNSERVE_SRC_ATTENTION_ENGINE_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "src/attention_types.h"
+#include "src/primitive_cache.h"
+
+namespace attn {
+
+class AttentionEngine {
+ public:
+  struct Options {
+    size_t primitive_cache_capacity = 256;
+  };
+
+  explicit AttentionEngine(Options options);
+
+  // Computes `outputs` from `inputs`, whose shapes and mask were already validated
+  // (attention_shapes.h). Errors only when oneDNN fails.
+  absl::Status Run(const AttentionInputs& inputs, const AttentionOutputs& outputs) const;
+
+  const PrimitiveCache& primitive_cache() const { return cache_; }
+
+  // oneDNN's version ("2.6.3") and the ISA its kernels dispatch to on this CPU.
+  static std::string OneDnnVersion();
+  static std::string OneDnnIsa();
+
+ private:
+  mutable PrimitiveCache cache_;
+  const dnnl::engine engine_;
+};
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_ATTENTION_ENGINE_H_

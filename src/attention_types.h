@@ -1,0 +1,70 @@
+// The engine's vocabulary: attention dimensions, mask description, and the input/output buffers
+// of one scaled dot-product attention call. Plain structs; no ownership of tensor memory.
+#ifndef ATTNSERVE_SRC_ATTENTION_TYPES_H_
+#define ATTNSERVE_SRC_ATTENTION_TYPES_H_
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+namespace attn {
+
+// B batch, H query heads, Hkv key/value heads (H % Hkv == 0), Sq queries, Sk keys,
+// D query/key head size, Dv value head size.
+struct AttentionDims {
+  int64_t batch = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t q_len = 0;
+  int64_t kv_len = 0;
+  int64_t head_dim = 0;
+  int64_t value_dim = 0;
+
+  int64_t group_size() const { return heads / kv_heads; }
+};
+
+enum class CausalKind {
+  kNone,
+  kUpperLeft,   // key j visible to query i when j <= i
+  kLowerRight,  // key j visible to query i when j <= i + (Sk - Sq)
+};
+
+// Element strides of a mask operand over the [B,H,Sq,Sk] index space; 0 on broadcast dims.
+using BroadcastStrides = std::array<int64_t, 4>;
+
+// Everything that forbids or biases a score. All parts combine.
+struct MaskSpec {
+  CausalKind causal = CausalKind::kNone;
+  std::span<const int32_t> key_lengths;  // empty, or one per batch item in [0, Sk]
+  const uint8_t* allowed = nullptr;      // nonzero = may attend; nullptr = everything allowed
+  BroadcastStrides allowed_strides{};
+  const float* bias = nullptr;  // added to the scaled scores; -inf forbids; nullptr = none
+  BroadcastStrides bias_strides{};
+
+  bool empty() const {
+    return causal == CausalKind::kNone && key_lengths.empty() && allowed == nullptr &&
+           bias == nullptr;
+  }
+};
+
+// Row-major f32 inputs: query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv].
+struct AttentionInputs {
+  AttentionDims dims;
+  const float* query = nullptr;
+  const float* key = nullptr;
+  const float* value = nullptr;
+  float scale = 1.0f;
+  MaskSpec mask;
+};
+
+// Row-major f32 outputs. `output` [B,H,Sq,Dv] is required; each map [B,H,Sq,Sk] is written only
+// when its pointer is set. Rows whose keys are all forbidden get probabilities 0 and output 0.
+struct AttentionOutputs {
+  float* output = nullptr;
+  float* probabilities = nullptr;
+  float* scores = nullptr;  // scaled + bias, -inf where forbidden
+};
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_ATTENTION_TYPES_H_

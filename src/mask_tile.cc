@@ -1,0 +1,62 @@
+// Dense additive mask tiles for blocks of score rows (see mask_tile.h).
+#include "src/mask_tile.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace attn {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Keys [0, limit) of this row survive the causal mask and key_lengths; the rest are forbidden.
+int64_t VisibleKeyLimit(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                        int64_t query) {
+  int64_t limit = dims.kv_len;
+  if (!mask.key_lengths.empty()) limit = std::min<int64_t>(limit, mask.key_lengths[batch]);
+  switch (mask.causal) {
+    case CausalKind::kNone:
+      break;
+    case CausalKind::kUpperLeft:
+      limit = std::min(limit, query + 1);
+      break;
+    case CausalKind::kLowerRight:
+      limit = std::min(limit, query + 1 + dims.kv_len - dims.q_len);
+      break;
+  }
+  return std::max<int64_t>(limit, 0);
+}
+
+}  // namespace
+
+void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                  int64_t first_row, int64_t rows, float* tile, bool* row_has_key) {
+  const int64_t keys = dims.kv_len;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t head = (first_row + r) / dims.q_len;
+    const int64_t query = (first_row + r) % dims.q_len;
+    const int64_t limit = VisibleKeyLimit(mask, dims, batch, query);
+    float* row = tile + r * keys;
+    const float* bias = nullptr;
+    const uint8_t* allowed = nullptr;
+    if (mask.bias != nullptr) {
+      const BroadcastStrides& s = mask.bias_strides;
+      bias = mask.bias + batch * s[0] + head * s[1] + query * s[2];
+    }
+    if (mask.allowed != nullptr) {
+      const BroadcastStrides& s = mask.allowed_strides;
+      allowed = mask.allowed + batch * s[0] + head * s[1] + query * s[2];
+    }
+    bool any_key = false;
+    for (int64_t j = 0; j < limit; ++j) {
+      float value = bias != nullptr ? bias[j * mask.bias_strides[3]] : 0.0f;
+      if (allowed != nullptr && allowed[j * mask.allowed_strides[3]] == 0) value = kNegInf;
+      row[j] = value;
+      any_key = any_key || value != kNegInf;
+    }
+    std::fill(row + limit, row + keys, kNegInf);
+    row_has_key[r] = any_key;
+  }
+}
+
+}  // namespace attn

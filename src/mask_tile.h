@@ -1,0 +1,22 @@
+// Materialises the additive mask of one block of score rows as a dense f32 tile: the bias where
+// a key may be attended, -inf where the causal mask, key_lengths or `allowed` forbid it. The
+// tile is full-shape on purpose: oneDNN 2.6 falls back to its slow reference matmul when a
+// binary post-op operand is broadcast. Pure function; thread-safe.
+#ifndef ATTNSERVE_SRC_MASK_TILE_H_
+#define ATTNSERVE_SRC_MASK_TILE_H_
+
+#include <cstdint>
+
+#include "src/attention_types.h"
+
+namespace attn {
+
+// Score rows of batch item `batch` are numbered across heads: row q is head q / Sq, query
+// q % Sq. Fills tile[r * Sk + j] for rows [first_row, first_row + rows) and sets
+// row_has_key[r] to whether any key of row r is not -inf.
+void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                  int64_t first_row, int64_t rows, float* tile, bool* row_has_key);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_MASK_TILE_H_

@@ -1,0 +1,24 @@
+// A plain double-precision implementation of masked scaled dot-product attention, written for
+// clarity, not speed: the oracle of the tests and of `attn-client attend --verify`.
+// Pure function; thread-safe.
+#ifndef ATTNSERVE_SRC_REFERENCE_ATTENTION_H_
+#define ATTNSERVE_SRC_REFERENCE_ATTENTION_H_
+
+#include <vector>
+
+#include "src/attention_types.h"
+
+namespace attn {
+
+struct ReferenceResult {
+  std::vector<double> output;         // [B,H,Sq,Dv]
+  std::vector<double> probabilities;  // [B,H,Sq,Sk]; 0 where forbidden and on fully masked rows
+  std::vector<double> scores;         // [B,H,Sq,Sk]; scale*QK^T + bias, -inf where forbidden
+};
+
+// Computes every output of API.md's math for `inputs` in double precision.
+ReferenceResult ReferenceAttention(const AttentionInputs& inputs);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_REFERENCE_ATTENTION_H_
