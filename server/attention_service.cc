@@ -1,6 +1,7 @@
 // attention.v1.AttentionService on the callback API (see attention_service.h).
 #include "server/attention_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,10 @@ AttentionService::AttentionService(const AttentionEngine& engine, Executor& exec
 grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
                                                    const pb::AttendRequest* request,
                                                    pb::AttendResponse* response) {
+  if (!Admit()) {
+    return FinishNow(context, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                           "the server is shutting down; retry on another replica"));
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::Time received = absl::Now();
   executor_.Submit([this, context, request, response, reactor, received] {
@@ -78,8 +83,43 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
     if (!status.ok()) fields.Add("error", status.error_message());
     LogEvent(status.ok() ? spdlog::level::info : spdlog::level::warn, "request", fields);
     reactor->Finish(status);
+    Release();
   });
   return reactor;
+}
+
+bool AttentionService::Admit() {
+  absl::MutexLock lock(&mu_);
+  last_arrival_ = absl::Now();
+  if (draining_) return false;
+  ++running_;
+  return true;
+}
+
+void AttentionService::Release() {
+  absl::MutexLock lock(&mu_);
+  --running_;
+}
+
+void AttentionService::StartDraining() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+}
+
+bool AttentionService::WaitUntilQuiet(absl::Duration quiet, absl::Time deadline) {
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; };
+  while (true) {
+    absl::Time quiet_at;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!mu_.AwaitWithDeadline(absl::Condition(&idle), deadline)) return false;
+      quiet_at = last_arrival_ + quiet;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= quiet_at) return true;
+    if (now >= deadline) return false;
+    absl::SleepFor(std::min(quiet_at, deadline) - now);
+  }
 }
 
 grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerContext* context,

@@ -1,10 +1,15 @@
 // The attention.v1.AttentionService implementation on gRPC's callback API. Reactor threads only
 // hand work to the Executor; every computation runs on its workers, which finish the call.
-// Thread-safe; the engine and executor must outlive the service.
+// Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE while the calls already
+// accepted run to the end. Thread-safe; the engine and executor must outlive the service.
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
+#include <cstdint>
 #include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #include "attention/v1/attention.grpc.pb.h"
 #include "server/attend_call.h"
@@ -40,10 +45,26 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
                                           const attention::v1::DeleteWeightsRequest* request,
                                           attention::v1::DeleteWeightsResponse* response) override;
 
+ // From now on new Attend calls get UNAVAILABLE.
+  void StartDraining();
+  // Blocks until no accepted call is still running and no call at all (even a refused one) has
+  // arrived for `quiet`, or until `deadline`; returns whether that quiet point was reached.
+  // Calls whose bytes were still arriving when draining began reach the service in that time
+  // and are answered UNAVAILABLE, instead of being cut off when gRPC itself stops.
+  bool WaitUntilQuiet(absl::Duration quiet, absl::Time deadline);
+
  private:
+  // Counts the call as running unless draining; false = refuse it.
+  bool Admit();
+  void Release();
+
   const AttentionEngine& engine_;
   Executor& executor_;
   const AttendLimits limits_;
+  absl::Mutex mu_;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace attn

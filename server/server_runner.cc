@@ -16,6 +16,8 @@ namespace attn {
 namespace {
 
 constexpr char kServiceName[] = "attention.v1.AttentionService";
+// How long a draining server waits after the last arrival before gRPC itself stops.
+constexpr absl::Duration kDrainQuietPeriod = absl::Milliseconds(200);
 
 }  // namespace
 
@@ -53,8 +55,13 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
 
 void AttentionServer::Shutdown(absl::Duration grace) {
   if (server_ == nullptr) return;
+  const absl::Time deadline = absl::Now() + grace;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  // Refuse new calls with UNAVAILABLE and let accepted ones finish before gRPC stops; gRPC's own
+  // Shutdown would cancel calls whose messages are still arriving.
+  service_.StartDraining();
+  service_.WaitUntilQuiet(kDrainQuietPeriod, deadline);
+  server_->Shutdown(absl::ToChronoTime(deadline));
 }
 
 void AttentionServer::Wait() {

@@ -36,7 +36,7 @@ class AttentionServer {
   int port() const { return port_; }
   const ServerOptions& options() const { return options_; }
 
-  // Health turns NOT_SERVING, new calls are refused, in-flight calls get up to `grace` to
+  // Health turns NOT_SERVING, new calls get UNAVAILABLE, accepted calls get up to `grace` to
   // finish (then are cancelled); returns when every call is done.
   void Shutdown(absl::Duration grace);
   // Blocks until Shutdown has completed.
