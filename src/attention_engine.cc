@@ -33,6 +33,20 @@ memory Wrap(const memory::desc& md, const dnnl::engine& engine, const float* dat
   return memory(md, engine, const_cast<float*>(data));
 }
 
+// Every primitive takes its scratchpad from the caller: oneDNN's library-managed scratchpad
+// may be shared between primitives, which corrupts results when pieces run concurrently.
+dnnl::primitive_attr UserScratchpadAttr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+size_t ScratchpadBytes(const dnnl::primitive& primitive) {
+  const dnnl_memory_desc_t* md =
+      dnnl_primitive_desc_query_md(primitive.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  return md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
+}
+
 // One piece of work and where its operands live.
 struct Piece {
   int64_t batch = 0;
@@ -83,7 +97,7 @@ class PieceRunner {
     const memory::desc s_md = RowMajor(m, d.kv_len);
     auto qk = cache_.GetOrCreate(
         absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, masked ? ":mask" : ""), [&] {
-          dnnl::primitive_attr attr;
+          dnnl::primitive_attr attr = UserScratchpadAttr();
           attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
           if (masked) {
             dnnl::post_ops ops;
@@ -104,6 +118,7 @@ class PieceRunner {
       qk_args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                       Wrap(s_md, engine_, tile_.data()));
     }
+    qk_args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk));
     qk->execute(stream_, qk_args);
 
     // P = softmax_j(scores), in place unless both maps are returned.
@@ -111,10 +126,11 @@ class PieceRunner {
       return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
           dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
                                          dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
-          engine_));
+          UserScratchpadAttr(), engine_));
     });
     softmax->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, scores)},
-                               {DNNL_ARG_DST, Wrap(s_md, engine_, probs)}});
+                               {DNNL_ARG_DST, Wrap(s_md, engine_, probs)},
+                               {DNNL_ARG_SCRATCHPAD, Scratchpad(*softmax)}});
     stream_.wait();
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
     if (masked) {
@@ -127,16 +143,25 @@ class PieceRunner {
     const memory::desc v_md = RowMajor(d.kv_len, d.value_dim);
     const memory::desc o_md = RowMajor(m, d.value_dim);
     auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim), [&] {
-      return dnnl::matmul(
-          dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md), engine_));
+      return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md),
+                                                       UserScratchpadAttr(), engine_));
     });
     pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, probs)},
                           {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
-                          {DNNL_ARG_DST, Wrap(o_md, engine_, o)}});
+                          {DNNL_ARG_DST, Wrap(o_md, engine_, o)},
+                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*pv)}});
     stream_.wait();
   }
 
  private:
+  // This runner's scratchpad memory, grown to what `primitive` needs.
+  memory Scratchpad(const dnnl::primitive& primitive) {
+    const size_t bytes = ScratchpadBytes(primitive);
+    if (scratchpad_.size() < bytes) scratchpad_.resize(bytes);
+    return memory(memory::desc({static_cast<int64_t>(bytes)}, dt::u8, tag::x), engine_,
+                  scratchpad_.data());
+  }
+
   const AttentionInputs& in_;
   const AttentionOutputs& out_;
   PrimitiveCache& cache_;
@@ -145,6 +170,7 @@ class PieceRunner {
   std::vector<float> tile_;
   std::unique_ptr<bool[]> row_has_key_;
   std::vector<float> scratch_;
+  std::vector<uint8_t> scratchpad_;
 };
 
 // Collects the first error raised on any thread.

@@ -1,0 +1,41 @@
+// A small synchronous C++ client of attention.v1.AttentionService and grpc.health.v1: one
+// channel, calls with a deadline, results as absl::Status carrying the gRPC code and message.
+// Thread-safe (gRPC stubs are).
+#ifndef ATTNSERVE_CLIENT_ATTENTION_CLIENT_H_
+#define ATTNSERVE_CLIENT_ATTENTION_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "attention/v1/attention.grpc.pb.h"
+#include "grpc_health/v1/health.grpc.pb.h"
+
+namespace attn {
+
+class AttentionClient {
+ public:
+  // `address` is host:port; messages up to `max_message_bytes` are accepted both ways.
+  explicit AttentionClient(const std::string& address, int max_message_bytes = 256 << 20,
+                           absl::Duration timeout = absl::Seconds(60));
+
+  absl::StatusOr<attention::v1::ServerInfo> GetServerInfo() const;
+  // The serving status of `service` ("" = the whole server).
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+      const std::string& service) const;
+  absl::StatusOr<attention::v1::AttendResponse> Attend(
+      const attention::v1::AttendRequest& request) const;
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<attention::v1::AttentionService::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  absl::Duration timeout_;
+};
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_CLIENT_ATTENTION_CLIENT_H_
