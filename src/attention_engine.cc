@@ -60,7 +60,14 @@ class PieceRunner {
  public:
   PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, PrimitiveCache& cache,
               const dnnl::engine& engine)
-      : in_(in), out_(out), cache_(cache), engine_(engine), stream_(engine) {
+      : in_(in),
+        out_(out),
+        cache_(cache),
+        engine_(engine),
+        stream_(engine),
+        // oneDNN sizes a primitive (and its scratchpad) for the threads it may use when it is
+        // created, so primitives are cached per thread count: 1 inside our own parallel loop.
+        threads_key_(absl::StrCat(":t", omp_in_parallel() ? 1 : omp_get_max_threads())) {
     const int64_t rows = std::min(kBlockRows, in.dims.group_size() * in.dims.q_len);
     if (!in.mask.empty()) {
       tile_.resize(rows * in.dims.kv_len);
@@ -96,7 +103,8 @@ class PieceRunner {
     const memory::desc kt_md({d.head_dim, d.kv_len}, dt::f32, memory::dims{1, d.head_dim});
     const memory::desc s_md = RowMajor(m, d.kv_len);
     auto qk = cache_.GetOrCreate(
-        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, masked ? ":mask" : ""), [&] {
+        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, masked ? ":mask" : "", threads_key_),
+        [&] {
           dnnl::primitive_attr attr = UserScratchpadAttr();
           attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
           if (masked) {
@@ -122,7 +130,7 @@ class PieceRunner {
     qk->execute(stream_, qk_args);
 
     // P = softmax_j(scores), in place unless both maps are returned.
-    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", d.kv_len), [&] {
+    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", d.kv_len, threads_key_), [&] {
       return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
           dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
                                          dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
@@ -142,7 +150,7 @@ class PieceRunner {
     // O = P V
     const memory::desc v_md = RowMajor(d.kv_len, d.value_dim);
     const memory::desc o_md = RowMajor(m, d.value_dim);
-    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim), [&] {
+    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim, threads_key_), [&] {
       return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md),
                                                        UserScratchpadAttr(), engine_));
     });
@@ -167,6 +175,7 @@ class PieceRunner {
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
+  const std::string threads_key_;
   std::vector<float> tile_;
   std::unique_ptr<bool[]> row_has_key_;
   std::vector<float> scratch_;

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing (build and test dependencies), builds once into build/, and runs every
+# test with ctest: unit tests, in-process service tests and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh --test
+scripts/build.sh
+ctest --test-dir build --output-on-failure -j"$(nproc)" --timeout 600

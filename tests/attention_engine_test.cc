@@ -1,0 +1,281 @@
+// Tests of src/attention_engine against the double-precision reference over many shapes and
+// every mask kind. Tolerance: max |error| <= 1e-4 for output and probabilities, and
+// <= 1e-4 * max(1, |s|) for scores (scores near 1e4 are only representable to ~1e-3 in f32);
+// f32 accumulation over D <= 128 terms is far below that. Scores must be -inf exactly where the
+// reference forbids, and nothing may be NaN.
+#include "src/attention_engine.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/attention_shapes.h"
+#include "src/reference_attention.h"
+
+namespace attn {
+namespace {
+
+constexpr double kTolerance = 1e-4;
+
+enum MaskParts : unsigned {
+  kCausalUpperLeft = 1,
+  kCausalLowerRight = 2,
+  kKeyLengths = 4,
+  kAllowed2d = 8,
+  kAllowed4d = 16,
+  kBias2d = 32,
+  kBias4d = 64,
+};
+
+struct Case {
+  AttentionDims dims;
+  unsigned mask = 0;
+  float input_scale = 1.0f;  // multiplies Q and K: 100 makes scores of order 1e4
+  bool custom_scale = false;
+};
+
+std::string Describe(const Case& c) {
+  const AttentionDims& d = c.dims;
+  return "B=" + std::to_string(d.batch) + " H=" + std::to_string(d.heads) +
+         " Hkv=" + std::to_string(d.kv_heads) + " Sq=" + std::to_string(d.q_len) +
+         " Sk=" + std::to_string(d.kv_len) + " D=" + std::to_string(d.head_dim) +
+         " Dv=" + std::to_string(d.value_dim) + " mask=" + std::to_string(c.mask);
+}
+
+// Owns a problem's buffers; Inputs() views them.
+class Problem {
+ public:
+  Problem(const Case& c, uint32_t seed) : case_(c), rng_(seed) {
+    const AttentionDims& d = c.dims;
+    query_ = Normal(d.batch * d.heads * d.q_len * d.head_dim, c.input_scale);
+    key_ = Normal(d.batch * d.kv_heads * d.kv_len * d.head_dim, c.input_scale);
+    value_ = Normal(d.batch * d.kv_heads * d.kv_len * d.value_dim, 1.0f);
+    const std::vector<int64_t> mask2d = {d.q_len, d.kv_len};
+    const std::vector<int64_t> mask4d = {d.batch, 1, d.q_len, d.kv_len};  // broadcast over heads
+    const std::vector<int64_t> bias4d = {1, d.heads, d.q_len, d.kv_len};  // broadcast over batch
+    if (c.mask & (kAllowed2d | kAllowed4d)) {
+      allowed_shape_ = (c.mask & kAllowed2d) ? mask2d : mask4d;
+      std::bernoulli_distribution keep(0.8);
+      allowed_.resize(Count(allowed_shape_));
+      for (auto& a : allowed_) a = keep(rng_) ? 1 : 0;
+    }
+    if (c.mask & (kBias2d | kBias4d)) {
+      bias_shape_ = (c.mask & kBias2d) ? mask2d : bias4d;
+      bias_ = Normal(Count(bias_shape_), 1.0f);
+      std::bernoulli_distribution forbid(0.05);
+      for (float& b : bias_) {
+        if (forbid(rng_)) b = -INFINITY;
+      }
+    }
+    if (c.mask & kKeyLengths) {
+      std::uniform_int_distribution<int32_t> length(0, static_cast<int32_t>(d.kv_len));
+      for (int64_t b = 0; b < d.batch; ++b) key_lengths_.push_back(length(rng_));
+      key_lengths_[0] = 0;  // at least one batch item with every key padded
+    }
+  }
+
+  AttentionInputs Inputs() const {
+    AttentionInputs in;
+    in.dims = case_.dims;
+    in.query = query_.data();
+    in.key = key_.data();
+    in.value = value_.data();
+    in.scale = case_.custom_scale ? 0.3f : 1.0f / std::sqrt(float(case_.dims.head_dim));
+    if (case_.mask & kCausalUpperLeft) in.mask.causal = CausalKind::kUpperLeft;
+    if (case_.mask & kCausalLowerRight) in.mask.causal = CausalKind::kLowerRight;
+    in.mask.key_lengths = key_lengths_;
+    if (!allowed_.empty()) {
+      in.mask.allowed = allowed_.data();
+      in.mask.allowed_strides = BroadcastToScores("allowed", allowed_shape_, case_.dims).value();
+    }
+    if (!bias_.empty()) {
+      in.mask.bias = bias_.data();
+      in.mask.bias_strides = BroadcastToScores("bias", bias_shape_, case_.dims).value();
+    }
+    return in;
+  }
+
+ private:
+  static int64_t Count(const std::vector<int64_t>& shape) {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    return n;
+  }
+  std::vector<float> Normal(int64_t n, float scale) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = scale * normal(rng_);
+    return v;
+  }
+
+  Case case_;
+  std::mt19937 rng_;
+  std::vector<float> query_, key_, value_, bias_;
+  std::vector<uint8_t> allowed_;
+  std::vector<int64_t> allowed_shape_, bias_shape_;
+  std::vector<int32_t> key_lengths_;
+};
+
+struct Outputs {
+  std::vector<float> output, probabilities, scores;
+  explicit Outputs(const AttentionDims& d)
+      : output(d.batch * d.heads * d.q_len * d.value_dim, NAN),
+        probabilities(d.batch * d.heads * d.q_len * d.kv_len, NAN),
+        scores(d.batch * d.heads * d.q_len * d.kv_len, NAN) {}
+  AttentionOutputs View(bool probs, bool scores_wanted) {
+    return {output.data(), probs ? probabilities.data() : nullptr,
+            scores_wanted ? scores.data() : nullptr};
+  }
+};
+
+void ExpectClose(const std::vector<float>& got, const std::vector<double>& want,
+                 const std::string& what, bool relative = false) {
+  ASSERT_EQ(got.size(), want.size());
+  double worst = 0;
+  size_t worst_at = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isinf(want[i])) {
+      ASSERT_EQ(double(got[i]), want[i]) << what << " at " << i;
+      continue;
+    }
+    ASSERT_FALSE(std::isnan(got[i])) << what << " at " << i;
+    const double error =
+        std::abs(double(got[i]) - want[i]) / (relative ? std::max(1.0, std::abs(want[i])) : 1.0);
+    if (error > worst) {
+      worst = error;
+      worst_at = i;
+    }
+  }
+  EXPECT_LE(worst, kTolerance) << what << " worst at " << worst_at;
+}
+
+// Runs `c` with each combination of maps and compares everything with the reference.
+void CheckCase(const AttentionEngine& engine, const Case& c, uint32_t seed) {
+  SCOPED_TRACE(Describe(c));
+  const Problem problem(c, seed);
+  const AttentionInputs inputs = problem.Inputs();
+  const ReferenceResult want = ReferenceAttention(inputs);
+  for (int maps = 0; maps < 4; ++maps) {
+    const bool probs = maps & 1, scores = maps & 2;
+    Outputs got(c.dims);
+    ASSERT_TRUE(engine.Run(inputs, got.View(probs, scores)).ok());
+    ExpectClose(got.output, want.output, "output");
+    if (probs) ExpectClose(got.probabilities, want.probabilities, "probabilities");
+    if (scores) ExpectClose(got.scores, want.scores, "scores", /*relative=*/true);
+  }
+}
+
+AttentionDims Dims(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk, int64_t d,
+                   int64_t dv) {
+  return {.batch = b, .heads = h, .kv_heads = hkv, .q_len = sq, .kv_len = sk, .head_dim = d,
+          .value_dim = dv};
+}
+
+// Shapes that exercise: one and many query blocks (128 rows per block across the heads of a
+// KV group), GQA/MQA, Dv != D, Sq != Sk both ways, dims of 1, sizes off multiples of 8/16.
+const std::vector<AttentionDims>& Shapes() {
+  static const std::vector<AttentionDims> shapes = {
+      Dims(1, 1, 1, 1, 1, 1, 1),      Dims(2, 4, 4, 7, 13, 8, 8),     Dims(2, 8, 2, 100, 130, 16, 24),
+      Dims(1, 4, 1, 33, 33, 17, 5),   Dims(3, 2, 2, 300, 129, 33, 7), Dims(1, 6, 3, 1, 257, 64, 64),
+      Dims(2, 3, 3, 65, 1, 12, 12),   Dims(1, 2, 2, 129, 64, 128, 3), Dims(2, 12, 4, 16, 16, 1, 9),
+  };
+  return shapes;
+}
+
+class AttentionEngineTest : public ::testing::TestWithParam<int> {
+ protected:
+  // Thread count of this test thread's OpenMP: 1 = serial pieces, 2 = pieces in parallel.
+  void SetUp() override { omp_set_num_threads(GetParam()); }
+  AttentionEngine engine_{{.primitive_cache_capacity = 64}};
+};
+
+TEST_P(AttentionEngineTest, NoMask) {
+  for (const AttentionDims& d : Shapes()) CheckCase(engine_, {.dims = d}, 1);
+}
+
+TEST_P(AttentionEngineTest, EachMaskAlone) {
+  for (unsigned mask : {kCausalUpperLeft, kCausalLowerRight, kKeyLengths, kAllowed2d, kAllowed4d,
+                        kBias2d, kBias4d}) {
+    for (const AttentionDims& d : Shapes()) CheckCase(engine_, {.dims = d, .mask = mask}, mask);
+  }
+}
+
+TEST_P(AttentionEngineTest, MasksCombined) {
+  for (unsigned mask : {kCausalUpperLeft | kKeyLengths | kAllowed4d | kBias2d,
+                        kCausalLowerRight | kKeyLengths | kAllowed2d | kBias4d,
+                        kCausalLowerRight | kBias2d}) {
+    for (const AttentionDims& d : Shapes()) CheckCase(engine_, {.dims = d, .mask = mask}, mask + 7);
+  }
+}
+
+TEST_P(AttentionEngineTest, CustomScale) {
+  CheckCase(engine_, {.dims = Dims(2, 4, 2, 20, 30, 16, 16), .mask = kCausalUpperLeft,
+                      .custom_scale = true}, 3);
+}
+
+// Scores of order +-1e4 must not overflow the softmax.
+TEST_P(AttentionEngineTest, LargeMagnitudeScoresAreStable) {
+  for (unsigned mask : {0u, kCausalUpperLeft | kKeyLengths}) {
+    CheckCase(engine_, {.dims = Dims(1, 2, 2, 40, 40, 8, 8), .mask = mask, .input_scale = 50.0f},
+              11);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(OpenMpThreads, AttentionEngineTest, ::testing::Values(1, 2));
+
+// Rows where every key is forbidden by a -inf bias alone: P = 0 and output = 0.
+TEST(AttentionEngineEdgeTest, RowForbiddenOnlyByBiasIsZero) {
+  const AttentionDims d = Dims(1, 1, 1, 2, 3, 4, 4);
+  const std::vector<float> q(8, 1.0f), k(12, 1.0f), v(12, 2.0f);
+  const std::vector<float> bias = {-INFINITY, -INFINITY, -INFINITY, 0, 0, 0};  // [Sq,Sk]
+  AttentionInputs in{.dims = d, .query = q.data(), .key = k.data(), .value = v.data(),
+                     .scale = 0.5f, .mask = {}};
+  in.mask.bias = bias.data();
+  in.mask.bias_strides = {0, 0, 3, 1};
+  Outputs got(d);
+  AttentionEngine engine({});
+  ASSERT_TRUE(engine.Run(in, got.View(true, true)).ok());
+  for (int j = 0; j < 3; ++j) EXPECT_EQ(got.probabilities[j], 0.0f);
+  for (int c = 0; c < 4; ++c) EXPECT_EQ(got.output[c], 0.0f);
+  for (int c = 4; c < 8; ++c) EXPECT_NEAR(got.output[c], 2.0f, 1e-6);
+}
+
+// Several threads running the same shapes at once (as the server's workers do) get exactly the
+// answers of a single thread.
+TEST(AttentionEngineConcurrencyTest, ConcurrentRunsMatchSerialRuns) {
+  AttentionEngine engine({.primitive_cache_capacity = 16});
+  const Case c{.dims = Dims(2, 8, 2, 100, 130, 16, 24), .mask = kCausalLowerRight | kKeyLengths};
+  const Problem problem(c, 5);
+  const AttentionInputs inputs = problem.Inputs();
+  Outputs serial(c.dims);
+  omp_set_num_threads(1);
+  ASSERT_TRUE(engine.Run(inputs, serial.View(true, false)).ok());
+  std::vector<Outputs> results(4, Outputs(c.dims));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      omp_set_num_threads(2);
+      for (int repeat = 0; repeat < 3; ++repeat) {
+        EXPECT_TRUE(engine.Run(inputs, results[t].View(true, false)).ok());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const Outputs& r : results) {
+    EXPECT_EQ(r.output, serial.output);
+    EXPECT_EQ(r.probabilities, serial.probabilities);
+  }
+}
+
+TEST(AttentionEngineInfoTest, ReportsOneDnn) {
+  EXPECT_EQ(AttentionEngine::OneDnnVersion().substr(0, 2), "2.");
+  EXPECT_FALSE(AttentionEngine::OneDnnIsa().empty());
+}
+
+}  // namespace
+}  // namespace attn

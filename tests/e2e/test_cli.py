@@ -1,0 +1,83 @@
+"""End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify)."""
+import unittest
+
+from attnserve_process import AttnServe, run_client
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = AttnServe("--workers=1", "--intra_op_threads=2")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+
+    def client(self, *args):
+        return run_client(self.server.address, *args)
+
+    def test_info_reports_onednn_and_threads(self):
+        result = self.client("info")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn('onednn_version: "2.', result.stdout)
+        self.assertIn("workers: 1", result.stdout)
+        self.assertIn("intra_op_threads: 2", result.stdout)
+
+    def test_health_of_both_names(self):
+        for service in ("", "attention.v1.AttentionService"):
+            result = self.client("health", f"--service={service}")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("SERVING", result.stdout)
+
+    def test_health_of_unknown_service_fails(self):
+        result = self.client("health", "--service=no.such.Service")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("NOT_FOUND", result.stderr)
+
+    def test_demo_prints_every_step(self):
+        result = self.client("demo")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for step in ("raw scores Q K^T", "scaled scores", "attention map", "output"):
+            self.assertIn(step, result.stdout)
+        # Raw score of "am" with itself: (0,2,0,2).(0,2,0,2) = 8; scaled by 1/sqrt(4): 4.
+        lines = result.stdout.splitlines()
+        raw = lines.index(next(l for l in lines if l.startswith("Step 1")))
+        self.assertEqual(lines[raw + 3].split(), ["am", "0.0000", "8.0000", "4.0000"])
+        # Each row of the attention map sums to 1.
+        start = lines.index(next(l for l in lines if l.startswith("Step 3")))
+        for row in lines[start + 2:start + 5]:
+            self.assertAlmostEqual(sum(float(x) for x in row.split()[1:]), 1.0, places=3)
+
+    def test_attend_verifies_across_shapes_masks_and_dtypes(self):
+        cases = [
+            ["--shape=1,8,128,128,64"],
+            ["--shape=2,8,100,130,16", "--kv_heads=2", "--value_dim=24", "--causal=lower_right",
+             "--maps=both"],
+            ["--shape=2,4,33,17,8", "--causal=upper_left", "--maps=scores"],
+            ["--shape=3,6,1,257,32", "--kv_heads=1", "--maps=none"],
+            ["--shape=1,2,7,1,1"],
+            ["--shape=2,4,64,64,32", "--dtype=bf16", "--maps=both"],
+            ["--shape=2,4,64,48,32", "--dtype=f16", "--causal=lower_right"],
+        ]
+        for case in cases:
+            with self.subTest(case=case):
+                result = self.client("attend", "--verify", *case)
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                self.assertIn("verify:", result.stdout)
+                self.assertIn(": OK", result.stdout)
+
+    def test_bad_request_exits_nonzero_with_the_servers_message(self):
+        # H = 6 is not a multiple of Hkv = 4.
+        result = self.client("attend", "--shape=1,6,4,4,8", "--kv_heads=4")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("INVALID_ARGUMENT", result.stderr)
+        self.assertIn("query.shape[1] = 6", result.stderr)
+        self.assertEqual(self.client("attend", "--shape=1,6,4,4,8", "--verify").returncode, 0)
+
+    def test_bad_usage_exits_2(self):
+        self.assertEqual(self.client("attend", "--shape=1,2,3").returncode, 2)
+        self.assertEqual(self.client("frobnicate").returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
