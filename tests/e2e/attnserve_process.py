@@ -17,14 +17,15 @@ CLIENT = os.path.join(BUILD_DIR, "attn-client")
 class AttnServe:
     """A running attnserve; use as a context manager."""
 
-    def __init__(self, *flags, start_timeout_s=30):
+    def __init__(self, *flags, env=None, start_timeout_s=30):
         self._dir = tempfile.TemporaryDirectory()
         port_file = os.path.join(self._dir.name, "port")
         self.log_path = os.path.join(self._dir.name, "server.log")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [SERVER, "--address=127.0.0.1:0", f"--port_file={port_file}", *flags],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env=None if env is None else {**os.environ, **env})
         deadline = time.monotonic() + start_timeout_s
         while not os.path.exists(port_file):
             if self.process.poll() is not None:

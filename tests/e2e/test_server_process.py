@@ -41,6 +41,25 @@ class ServerProcessTest(unittest.TestCase):
         self.assertIn("query.shape[1] = 3", requests[1]["error"])
         self.assertEqual(kinds[-1], "stopped")
 
+    def test_masked_attention_runs_on_jit_kernels_not_the_reference_kernel(self):
+        # oneDNN 2.6 silently falls back to its ~500x slower `ref:` kernels for some operand
+        # layouts (a broadcast binary post-op): ONEDNN_VERBOSE names the kernel of every call.
+        server = AttnServe(env={"ONEDNN_VERBOSE": "1"})
+        try:
+            for args in (["--causal=upper_left"], ["--causal=lower_right", "--maps=both"], []):
+                result = run_client(server.address, "attend", "--shape=2,4,130,70,32",
+                                    "--kv_heads=2", *args)
+                self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(server.stop(), 0)
+            executions = [line for line in server.log().splitlines()
+                          if line.startswith("onednn_verbose,exec")]
+        finally:
+            server.__exit__(None, None, None)
+        kernels = {line.split(",")[4] for line in executions}
+        self.assertTrue(executions)
+        self.assertTrue(any("matmul" in line for line in executions))
+        self.assertFalse([k for k in kernels if k.startswith("ref")], kernels)
+
     def test_bad_flags_are_refused(self):
         for flag in ("--log_format=xml", "--workers=0", "--log_level=loud"):
             result = subprocess.run([SERVER, "--address=127.0.0.1:0", flag], capture_output=True,
