@@ -60,9 +60,14 @@ std::pair<double, double> Measure(const attn::AttentionEngine& engine, const Sha
     const auto submitted = Clock::now();
     executor.Submit([&, slot, submitted] {
       Buffers& b = buffers[slot];
-      attn::AttentionInputs in{.dims = shape.dims, .query = b.q.data(), .key = b.k.data(),
-                               .value = b.v.data(), .scale = 0.125f, .mask = {}};
-      attn::AttentionOutputs out{.output = b.out.data()};
+      attn::AttentionInputs in;
+      in.dims = shape.dims;
+      in.query = b.q.data();
+      in.key = b.k.data();
+      in.value = b.v.data();
+      in.scale = 0.125f;
+      attn::AttentionOutputs out;
+      out.output = b.out.data();
       if (!engine.Run(in, out).ok()) std::abort();
       const double ms =
           std::chrono::duration<double, std::milli>(Clock::now() - submitted).count();

@@ -1,8 +1,10 @@
 // Scaled dot-product attention on oneDNN primitives (see attention_engine.h).
 //
-// The G = H / Hkv query heads that share KV head g are contiguous in Q, O and the maps, so the
-// rows of all of them form one [G*Sq, D] matrix against the same K_g and V_g. That matrix is cut
-// into blocks of at most kBlockRows rows; a piece of work is one (batch, kv head, row block).
+// A unit of work is one query head, or, when Q and O are laid out head after head, the G = H / Hkv
+// query heads that share KV head g: their rows then form one [G*Sq, D] matrix against the same
+// K_g and V_g. A unit's rows are cut into blocks of at most kBlockRows; a piece of work is one
+// (batch, unit, row block). Q, K, V and O may be strided views (a projection's [B,S,H*D] output
+// seen head by head), so nothing is copied apart.
 #include "src/attention_engine.h"
 
 #include <omp.h>
@@ -25,9 +27,39 @@ using dt = memory::data_type;
 
 constexpr int64_t kBlockRows = 128;
 
-memory::desc RowMajor(int64_t rows, int64_t cols) {
-  return memory::desc({rows, cols}, dt::f32, memory::dims{cols, 1});
+memory::desc RowMajor(int64_t rows, int64_t cols, int64_t row_stride) {
+  return memory::desc({rows, cols}, dt::f32, memory::dims{row_stride, 1});
 }
+
+memory::desc RowMajor(int64_t rows, int64_t cols) { return RowMajor(rows, cols, cols); }
+
+OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
+  if (!given.dense()) return given;
+  return {.batch = heads * rows * cols, .head = rows * cols, .row = cols};
+}
+
+// Where every operand lives, and how query rows are grouped into units of work.
+struct Layout {
+  OperandStrides q, k, v, o;
+  bool merge_group_heads = false;  // a unit is a KV group's G heads, not a single head
+  int64_t units_per_batch = 0;
+  int64_t rows_per_unit = 0;
+
+  Layout(const AttentionInputs& in, const AttentionOutputs& out) {
+    const AttentionDims& d = in.dims;
+    q = Resolve(in.query_strides, d.heads, d.q_len, d.head_dim);
+    k = Resolve(in.key_strides, d.kv_heads, d.kv_len, d.head_dim);
+    v = Resolve(in.value_strides, d.kv_heads, d.kv_len, d.value_dim);
+    o = Resolve(out.output_strides, d.heads, d.q_len, d.value_dim);
+    merge_group_heads = q.head == d.q_len * q.row && o.head == d.q_len * o.row;
+    units_per_batch = merge_group_heads ? d.kv_heads : d.heads;
+    rows_per_unit = merge_group_heads ? d.group_size() * d.q_len : d.q_len;
+  }
+
+  int64_t KvHeadOfUnit(int64_t unit, int64_t group_size) const {
+    return merge_group_heads ? unit : unit / group_size;
+  }
+};
 
 memory Wrap(const memory::desc& md, const dnnl::engine& engine, const float* data) {
   return memory(md, engine, const_cast<float*>(data));
@@ -47,7 +79,7 @@ size_t ScratchpadBytes(const dnnl::primitive& primitive) {
   return md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
 }
 
-// One piece of work and where its operands live.
+// One piece of work.
 struct Piece {
   int64_t batch = 0;
   int64_t kv_head = 0;
@@ -58,17 +90,18 @@ struct Piece {
 // Runs pieces with its own scratch and stream; one per thread.
 class PieceRunner {
  public:
-  PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, PrimitiveCache& cache,
-              const dnnl::engine& engine)
+  PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, const Layout& layout,
+              PrimitiveCache& cache, const dnnl::engine& engine)
       : in_(in),
         out_(out),
+        layout_(layout),
         cache_(cache),
         engine_(engine),
         stream_(engine),
         // oneDNN sizes a primitive (and its scratchpad) for the threads it may use when it is
         // created, so primitives are cached per thread count: 1 inside our own parallel loop.
         threads_key_(absl::StrCat(":t", omp_in_parallel() ? 1 : omp_get_max_threads())) {
-    const int64_t rows = std::min(kBlockRows, in.dims.group_size() * in.dims.q_len);
+    const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
     if (!in.mask.empty()) {
       tile_.resize(rows * in.dims.kv_len);
       row_has_key_ = std::make_unique<bool[]>(rows);
@@ -81,12 +114,14 @@ class PieceRunner {
   void Run(const Piece& piece) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
-    const int64_t head_row = piece.batch * d.heads * d.q_len + piece.first_row;
-    const float* q = in_.query + head_row * d.head_dim;
-    const float* k = in_.key + (piece.batch * d.kv_heads + piece.kv_head) * d.kv_len * d.head_dim;
-    const float* v = in_.value + (piece.batch * d.kv_heads + piece.kv_head) * d.kv_len * d.value_dim;
-    float* o = out_.output + head_row * d.value_dim;
-    const int64_t map_offset = head_row * d.kv_len;
+    const Layout& l = layout_;
+    const int64_t head = piece.first_row / d.q_len;
+    const int64_t query = piece.first_row % d.q_len;
+    const float* q = in_.query + piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
+    const float* k = in_.key + piece.batch * l.k.batch + piece.kv_head * l.k.head;
+    const float* v = in_.value + piece.batch * l.v.batch + piece.kv_head * l.v.head;
+    float* o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row;
+    const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     float* scores = out_.scores != nullptr        ? out_.scores + map_offset
                     : out_.probabilities != nullptr ? out_.probabilities + map_offset
                                                     : scratch_.data();
@@ -99,11 +134,12 @@ class PieceRunner {
     }
 
     // scores = scale * Q K^T + mask_tile
-    const memory::desc q_md = RowMajor(m, d.head_dim);
-    const memory::desc kt_md({d.head_dim, d.kv_len}, dt::f32, memory::dims{1, d.head_dim});
+    const memory::desc q_md = RowMajor(m, d.head_dim, l.q.row);
+    const memory::desc kt_md({d.head_dim, d.kv_len}, dt::f32, memory::dims{1, l.k.row});
     const memory::desc s_md = RowMajor(m, d.kv_len);
     auto qk = cache_.GetOrCreate(
-        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, masked ? ":mask" : "", threads_key_),
+        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, ":ld", l.q.row, ",", l.k.row,
+                     masked ? ":mask" : "", threads_key_),
         [&] {
           dnnl::primitive_attr attr = UserScratchpadAttr();
           attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -148,9 +184,11 @@ class PieceRunner {
     }
 
     // O = P V
-    const memory::desc v_md = RowMajor(d.kv_len, d.value_dim);
-    const memory::desc o_md = RowMajor(m, d.value_dim);
-    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim, threads_key_), [&] {
+    const memory::desc v_md = RowMajor(d.kv_len, d.value_dim, l.v.row);
+    const memory::desc o_md = RowMajor(m, d.value_dim, l.o.row);
+    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim, ":ld",
+                                              l.v.row, ",", l.o.row, threads_key_),
+                                 [&] {
       return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md),
                                                        UserScratchpadAttr(), engine_));
     });
@@ -172,6 +210,7 @@ class PieceRunner {
 
   const AttentionInputs& in_;
   const AttentionOutputs& out_;
+  const Layout& layout_;
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
@@ -207,17 +246,19 @@ AttentionEngine::AttentionEngine(Options options)
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
                                   const AttentionOutputs& outputs) const {
   const AttentionDims& d = inputs.dims;
-  const int64_t rows_per_group = d.group_size() * d.q_len;
-  const int64_t block = std::min(kBlockRows, rows_per_group);
-  const int64_t blocks_per_group = (rows_per_group + block - 1) / block;
-  const int64_t pieces = d.batch * d.kv_heads * blocks_per_group;
+  const Layout layout(inputs, outputs);
+  const int64_t rows_per_unit = layout.rows_per_unit;
+  const int64_t block = std::min(kBlockRows, rows_per_unit);
+  const int64_t blocks_per_unit = (rows_per_unit + block - 1) / block;
+  const int64_t pieces = d.batch * layout.units_per_batch * blocks_per_unit;
   auto piece_at = [&](int64_t p) {
     Piece piece;
-    piece.batch = p / (d.kv_heads * blocks_per_group);
-    piece.kv_head = (p / blocks_per_group) % d.kv_heads;
-    const int64_t block_row = (p % blocks_per_group) * block;
-    piece.first_row = piece.kv_head * rows_per_group + block_row;
-    piece.rows = std::min(block, rows_per_group - block_row);
+    piece.batch = p / (layout.units_per_batch * blocks_per_unit);
+    const int64_t unit = (p / blocks_per_unit) % layout.units_per_batch;
+    piece.kv_head = layout.KvHeadOfUnit(unit, d.group_size());
+    const int64_t block_row = (p % blocks_per_unit) * block;
+    piece.first_row = unit * rows_per_unit + block_row;
+    piece.rows = std::min(block, rows_per_unit - block_row);
     return piece;
   };
 
@@ -228,7 +269,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
 #pragma omp parallel num_threads(threads)
     {
       try {
-        PieceRunner runner(inputs, outputs, cache_, engine_);
+        PieceRunner runner(inputs, outputs, layout, cache_, engine_);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < pieces; ++p) {
           try {
@@ -244,7 +285,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
   } else {
     // Few pieces: run them in turn and let each primitive use every thread.
     try {
-      PieceRunner runner(inputs, outputs, cache_, engine_);
+      PieceRunner runner(inputs, outputs, layout, cache_, engine_);
       for (int64_t p = 0; p < pieces; ++p) runner.Run(piece_at(p));
     } catch (const dnnl::error& e) {
       error.Record(e);

@@ -47,22 +47,39 @@ struct MaskSpec {
   }
 };
 
-// Row-major f32 inputs: query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv].
+// Element strides of a [batch, head, row, column] operand whose columns are contiguous. All zero
+// means dense row-major [B,H,S,C]. A projection output [B,S,H*C] viewed head by head (no copy)
+// has row = H*C, head = C, batch = S*H*C.
+struct OperandStrides {
+  int64_t batch = 0;
+  int64_t head = 0;
+  int64_t row = 0;
+
+  bool dense() const { return batch == 0 && head == 0 && row == 0; }
+};
+
+// f32 inputs: query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv], dense row-major unless
+// their strides say otherwise.
 struct AttentionInputs {
   AttentionDims dims;
   const float* query = nullptr;
   const float* key = nullptr;
   const float* value = nullptr;
+  OperandStrides query_strides;
+  OperandStrides key_strides;
+  OperandStrides value_strides;
   float scale = 1.0f;
   MaskSpec mask;
 };
 
-// Row-major f32 outputs. `output` [B,H,Sq,Dv] is required; each map [B,H,Sq,Sk] is written only
-// when its pointer is set. Rows whose keys are all forbidden get probabilities 0 and output 0.
+// f32 outputs. `output` [B,H,Sq,Dv] (dense unless `output_strides` say otherwise) is required;
+// each map [B,H,Sq,Sk] (always dense) is written only when its pointer is set. Rows whose keys
+// are all forbidden get probabilities 0 and output 0.
 struct AttentionOutputs {
   float* output = nullptr;
   float* probabilities = nullptr;
   float* scores = nullptr;  // scaled + bias, -inf where forbidden
+  OperandStrides output_strides;
 };
 
 }  // namespace attn

@@ -128,8 +128,11 @@ struct Outputs {
         probabilities(d.batch * d.heads * d.q_len * d.kv_len, NAN),
         scores(d.batch * d.heads * d.q_len * d.kv_len, NAN) {}
   AttentionOutputs View(bool probs, bool scores_wanted) {
-    return {output.data(), probs ? probabilities.data() : nullptr,
-            scores_wanted ? scores.data() : nullptr};
+    AttentionOutputs view;
+    view.output = output.data();
+    view.probabilities = probs ? probabilities.data() : nullptr;
+    view.scores = scores_wanted ? scores.data() : nullptr;
+    return view;
   }
 };
 
@@ -226,6 +229,61 @@ TEST_P(AttentionEngineTest, LargeMagnitudeScoresAreStable) {
   }
 }
 
+// Copies dense [B,heads,S,C] into columns [offset, offset + heads*C) of a token-major
+// [B,S,width] matrix (as a fused QKV projection lays out its output) and returns the strides
+// that view it head by head.
+OperandStrides PackTokenMajor(const float* dense, int64_t batch, int64_t heads, int64_t rows,
+                              int64_t cols, int64_t width, int64_t offset,
+                              std::vector<float>& packed) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c)
+          packed[(b * rows + r) * width + offset + h * cols + c] =
+              dense[((b * heads + h) * rows + r) * cols + c];
+  return {.batch = rows * width, .head = cols, .row = width};
+}
+
+// Q, K and V as views into one packed [B,S,width] matrix and O written as [B,Sq,H*Dv] give the
+// answers of the dense layout (what MultiHeadAttend relies on to avoid copying heads apart).
+TEST_P(AttentionEngineTest, TokenMajorStridedViewsMatchReference) {
+  for (const AttentionDims& d : {Dims(2, 4, 2, 9, 9, 8, 8), Dims(1, 6, 3, 130, 130, 16, 24),
+                                 Dims(2, 2, 2, 5, 5, 1, 3)}) {
+    const Case c{.dims = d, .mask = kCausalUpperLeft | kKeyLengths | kBias4d};
+    SCOPED_TRACE(Describe(c));
+    const Problem problem(c, 21);
+    const AttentionInputs dense = problem.Inputs();
+    const ReferenceResult want = ReferenceAttention(dense);
+    const int64_t width = d.heads * d.head_dim + d.kv_heads * (d.head_dim + d.value_dim) + 3;
+    std::vector<float> packed(d.batch * d.q_len * width, NAN);
+    AttentionInputs in = dense;
+    in.query = in.key = in.value = packed.data();
+    in.query_strides = PackTokenMajor(dense.query, d.batch, d.heads, d.q_len, d.head_dim, width,
+                                      0, packed);
+    const int64_t k_offset = d.heads * d.head_dim, v_offset = k_offset + d.kv_heads * d.head_dim;
+    in.key_strides = PackTokenMajor(dense.key, d.batch, d.kv_heads, d.kv_len, d.head_dim, width,
+                                    k_offset, packed);
+    in.value_strides = PackTokenMajor(dense.value, d.batch, d.kv_heads, d.kv_len, d.value_dim,
+                                      width, v_offset, packed);
+    in.key += k_offset;
+    in.value += v_offset;
+    Outputs got(d);
+    AttentionOutputs out = got.View(true, false);
+    out.output_strides = {.batch = d.q_len * d.heads * d.value_dim, .head = d.value_dim,
+                          .row = d.heads * d.value_dim};
+    ASSERT_TRUE(engine_.Run(in, out).ok());
+    std::vector<float> output_dense(got.output.size());
+    for (int64_t b = 0; b < d.batch; ++b)
+      for (int64_t h = 0; h < d.heads; ++h)
+        for (int64_t i = 0; i < d.q_len; ++i)
+          for (int64_t c2 = 0; c2 < d.value_dim; ++c2)
+            output_dense[((b * d.heads + h) * d.q_len + i) * d.value_dim + c2] =
+                got.output[(b * d.q_len + i) * d.heads * d.value_dim + h * d.value_dim + c2];
+    ExpectClose(output_dense, want.output, "output");
+    ExpectClose(got.probabilities, want.probabilities, "probabilities");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(OpenMpThreads, AttentionEngineTest, ::testing::Values(1, 2));
 
 // Rows where every key is forbidden by a -inf bias alone: P = 0 and output = 0.
@@ -233,8 +291,12 @@ TEST(AttentionEngineEdgeTest, RowForbiddenOnlyByBiasIsZero) {
   const AttentionDims d = Dims(1, 1, 1, 2, 3, 4, 4);
   const std::vector<float> q(8, 1.0f), k(12, 1.0f), v(12, 2.0f);
   const std::vector<float> bias = {-INFINITY, -INFINITY, -INFINITY, 0, 0, 0};  // [Sq,Sk]
-  AttentionInputs in{.dims = d, .query = q.data(), .key = k.data(), .value = v.data(),
-                     .scale = 0.5f, .mask = {}};
+  AttentionInputs in;
+  in.dims = d;
+  in.query = q.data();
+  in.key = k.data();
+  in.value = v.data();
+  in.scale = 0.5f;
   in.mask.bias = bias.data();
   in.mask.bias_strides = {0, 0, 3, 1};
   Outputs got(d);
