@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "src/mask_tile.h"
+#include "src/onednn_util.h"
 
 namespace attn {
 namespace {
@@ -26,12 +27,6 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 constexpr int64_t kBlockRows = 128;
-
-memory::desc RowMajor(int64_t rows, int64_t cols, int64_t row_stride) {
-  return memory::desc({rows, cols}, dt::f32, memory::dims{row_stride, 1});
-}
-
-memory::desc RowMajor(int64_t rows, int64_t cols) { return RowMajor(rows, cols, cols); }
 
 OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
   if (!given.dense()) return given;
@@ -61,24 +56,6 @@ struct Layout {
   }
 };
 
-memory Wrap(const memory::desc& md, const dnnl::engine& engine, const float* data) {
-  return memory(md, engine, const_cast<float*>(data));
-}
-
-// Every primitive takes its scratchpad from the caller: oneDNN's library-managed scratchpad
-// may be shared between primitives, which corrupts results when pieces run concurrently.
-dnnl::primitive_attr UserScratchpadAttr() {
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  return attr;
-}
-
-size_t ScratchpadBytes(const dnnl::primitive& primitive) {
-  const dnnl_memory_desc_t* md =
-      dnnl_primitive_desc_query_md(primitive.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-  return md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
-}
-
 // One piece of work.
 struct Piece {
   int64_t batch = 0;
@@ -98,9 +75,7 @@ class PieceRunner {
         cache_(cache),
         engine_(engine),
         stream_(engine),
-        // oneDNN sizes a primitive (and its scratchpad) for the threads it may use when it is
-        // created, so primitives are cached per thread count: 1 inside our own parallel loop.
-        threads_key_(absl::StrCat(":t", omp_in_parallel() ? 1 : omp_get_max_threads())) {
+        threads_key_(ThreadsKey()) {
     const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
     if (!in.mask.empty()) {
       tile_.resize(rows * in.dims.kv_len);
@@ -162,7 +137,7 @@ class PieceRunner {
       qk_args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
                       Wrap(s_md, engine_, tile_.data()));
     }
-    qk_args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk));
+    qk_args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk, engine_, scratchpad_));
     qk->execute(stream_, qk_args);
 
     // P = softmax_j(scores), in place unless both maps are returned.
@@ -174,7 +149,7 @@ class PieceRunner {
     });
     softmax->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, scores)},
                                {DNNL_ARG_DST, Wrap(s_md, engine_, probs)},
-                               {DNNL_ARG_SCRATCHPAD, Scratchpad(*softmax)}});
+                               {DNNL_ARG_SCRATCHPAD, Scratchpad(*softmax, engine_, scratchpad_)}});
     stream_.wait();
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
     if (masked) {
@@ -195,19 +170,11 @@ class PieceRunner {
     pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, probs)},
                           {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
                           {DNNL_ARG_DST, Wrap(o_md, engine_, o)},
-                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*pv)}});
+                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*pv, engine_, scratchpad_)}});
     stream_.wait();
   }
 
  private:
-  // This runner's scratchpad memory, grown to what `primitive` needs.
-  memory Scratchpad(const dnnl::primitive& primitive) {
-    const size_t bytes = ScratchpadBytes(primitive);
-    if (scratchpad_.size() < bytes) scratchpad_.resize(bytes);
-    return memory(memory::desc({static_cast<int64_t>(bytes)}, dt::u8, tag::x), engine_,
-                  scratchpad_.data());
-  }
-
   const AttentionInputs& in_;
   const AttentionOutputs& out_;
   const Layout& layout_;

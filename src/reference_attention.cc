@@ -30,10 +30,10 @@ double Bias(const MaskSpec& mask, int64_t b, int64_t h, int64_t i, int64_t j) {
   return mask.bias[b * s[0] + h * s[1] + i * s[2] + j * s[3]];
 }
 
-}  // namespace
-
-ReferenceResult ReferenceAttention(const AttentionInputs& in) {
-  const AttentionDims& d = in.dims;
+// The math of API.md over dense [B,H,Sq,D], [B,Hkv,Sk,D], [B,Hkv,Sk,Dv] arrays of float or double.
+template <typename T>
+ReferenceResult Compute(const AttentionDims& d, const T* query, const T* key, const T* value,
+                        double scale, const MaskSpec& mask) {
   const int64_t group = d.heads / d.kv_heads;
   ReferenceResult result;
   result.output.assign(d.batch * d.heads * d.q_len * d.value_dim, 0.0);
@@ -43,11 +43,11 @@ ReferenceResult ReferenceAttention(const AttentionInputs& in) {
   for (int64_t b = 0; b < d.batch; ++b) {
     for (int64_t h = 0; h < d.heads; ++h) {
       const int64_t kv = h / group;
-      const float* k = in.key + (b * d.kv_heads + kv) * d.kv_len * d.head_dim;
-      const float* v = in.value + (b * d.kv_heads + kv) * d.kv_len * d.value_dim;
+      const T* k = key + (b * d.kv_heads + kv) * d.kv_len * d.head_dim;
+      const T* v = value + (b * d.kv_heads + kv) * d.kv_len * d.value_dim;
       for (int64_t i = 0; i < d.q_len; ++i) {
         const int64_t row = (b * d.heads + h) * d.q_len + i;
-        const float* q = in.query + row * d.head_dim;
+        const T* q = query + row * d.head_dim;
         double* scores = &result.scores[row * d.kv_len];
         double* probs = &result.probabilities[row * d.kv_len];
         double* out = &result.output[row * d.value_dim];
@@ -55,12 +55,12 @@ ReferenceResult ReferenceAttention(const AttentionInputs& in) {
         // s = scale * q.k + bias, -inf where forbidden
         double max_score = kNegInf;
         for (int64_t j = 0; j < d.kv_len; ++j) {
-          if (!Allowed(in.mask, d, b, h, i, j)) continue;
+          if (!Allowed(mask, d, b, h, i, j)) continue;
           double dot = 0.0;
           for (int64_t t = 0; t < d.head_dim; ++t) {
-            dot += double{q[t]} * double{k[j * d.head_dim + t]};
+            dot += static_cast<double>(q[t]) * static_cast<double>(k[j * d.head_dim + t]);
           }
-          scores[j] = double{in.scale} * dot + Bias(in.mask, b, h, i, j);
+          scores[j] = scale * dot + Bias(mask, b, h, i, j);
           max_score = std::max(max_score, scores[j]);
         }
         if (max_score == kNegInf) continue;  // every key forbidden: P = 0, out = 0
@@ -81,6 +81,18 @@ ReferenceResult ReferenceAttention(const AttentionInputs& in) {
     }
   }
   return result;
+}
+
+}  // namespace
+
+ReferenceResult ReferenceAttention(const AttentionInputs& in) {
+  return Compute(in.dims, in.query, in.key, in.value, double{in.scale}, in.mask);
+}
+
+ReferenceResult ReferenceAttention(const AttentionDims& dims, const double* query,
+                                   const double* key, const double* value, double scale,
+                                   const MaskSpec& mask) {
+  return Compute(dims, query, key, value, scale, mask);
 }
 
 }  // namespace attn

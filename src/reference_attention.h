@@ -17,7 +17,13 @@ struct ReferenceResult {
 };
 
 // Computes every output of API.md's math for `inputs` in double precision.
+// Dense inputs only (strides are ignored).
 ReferenceResult ReferenceAttention(const AttentionInputs& inputs);
+
+// The same over dense double inputs (for references that build Q, K, V in double themselves).
+ReferenceResult ReferenceAttention(const AttentionDims& dims, const double* query,
+                                   const double* key, const double* value, double scale,
+                                   const MaskSpec& mask);
 
 }  // namespace attn
 
