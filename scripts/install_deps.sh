@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the Debian packages attnserve needs that are not installed yet (a no-op
-# when everything is present). `--test` adds what the tests need.
+# when everything is present). `--test` adds what the tests need; `--docker` adds what
+# scripts/docker-smoke.sh needs to build and run the image without a Docker engine.
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libdnnl-dev ocl-icd-opencl-dev libabsl-dev libspdlog-dev)
-if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf python3-numpy)
-fi
+  libdnnl-dev ocl-icd-opencl-dev libabsl-dev libspdlog-dev nlohmann-json3-dev)
+for option in "$@"; do
+  case "$option" in
+    --test) packages+=(libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf
+                       python3-numpy python3-yaml nginx) ;;
+    --docker) packages+=(podman runc debootstrap) ;;
+    *) echo "usage: $0 [--test] [--docker]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for package in "${packages[@]}"; do
