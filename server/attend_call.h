@@ -10,14 +10,10 @@
 
 #include "absl/status/status.h"
 #include "attention/v1/attention.pb.h"
+#include "server/request_fields.h"
 #include "src/attention_engine.h"
 
 namespace attn {
-
-struct AttendLimits {
-  int64_t max_elements = 0;       // cap on any single tensor, including the maps produced
-  int64_t max_message_bytes = 0;  // cap on the encoded response
-};
 
 // What the request log says about a call: "q=[1,12,128,64] k=[...] v=[...] dtype=FLOAT32 ...".
 std::string DescribeAttendRequest(const attention::v1::AttendRequest& request);

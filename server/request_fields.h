@@ -1,0 +1,60 @@
+// Parsing of the request fields that Attend and MultiHeadAttend share: shapes for messages, the
+// attention_maps and causal enums, scale, output dtype, the mask (viewed in place where it can
+// be), and the size checks of the tensors a response would carry. Errors are INVALID_ARGUMENT
+// (RESOURCE_EXHAUSTED for limits) naming the field and the numbers. Pure; thread-safe.
+#ifndef ATTNSERVE_SERVER_REQUEST_FIELDS_H_
+#define ATTNSERVE_SERVER_REQUEST_FIELDS_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "attention/v1/attention.pb.h"
+#include "proto/tensor_codec.h"
+#include "src/attention_types.h"
+#include "src/dtype.h"
+
+namespace attn {
+
+struct AttendLimits {
+  int64_t max_elements = 0;       // cap on any single tensor, including the maps produced
+  int64_t max_message_bytes = 0;  // cap on the encoded response
+};
+
+std::span<const int64_t> ShapeOf(const attention::v1::Tensor& tensor);
+std::string ShapeString(std::span<const int64_t> shape);
+
+struct MapsWanted {
+  bool probabilities = false;
+  bool scores = false;
+  int64_t count() const { return int64_t{probabilities} + int64_t{scores}; }
+};
+absl::StatusOr<MapsWanted> ParseMaps(int attention_maps);
+
+// `has_scale` false -> 1/sqrt(head_dim); otherwise finite and > 0.
+absl::StatusOr<float> ParseScale(bool has_scale, float scale, int64_t head_dim);
+
+// output_dtype: FLOAT32, BFLOAT16 or FLOAT16; compute_dtype: FLOAT32 (others UNIMPLEMENTED).
+absl::StatusOr<DType> ParseOutputDtype(int output_dtype);
+absl::Status CheckComputeDtype(int compute_dtype);
+
+// A decoded mask: `spec` views `allowed`/`bias` (and the request's key_lengths).
+struct DecodedMask {
+  MaskSpec spec;
+  BoolTensor allowed;
+  FloatTensor bias;
+};
+// Checks and decodes `mask` over the scores of `dims` ("mask.*" in messages).
+absl::Status DecodeMask(const attention::v1::Mask& mask, const AttentionDims& dims,
+                        int64_t max_elements, DecodedMask& out);
+
+// The response's output (`output_shape`, `output_dtype`) and maps (`map_shape`, f32) must fit
+// --max_elements each and --max_message_bytes together.
+absl::Status CheckResponseSize(std::span<const int64_t> output_shape, DType output_dtype,
+                               std::span<const int64_t> map_shape, const MapsWanted& maps,
+                               const AttendLimits& limits);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SERVER_REQUEST_FIELDS_H_
