@@ -26,6 +26,10 @@ ABSL_FLAG(int64_t, max_message_bytes, 64 << 20, "largest request or response mes
 ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26,
           "largest single tensor, in elements, including the maps a request would produce");
 ABSL_FLAG(int64_t, primitive_cache_capacity, 256, "oneDNN primitives kept for reuse");
+ABSL_FLAG(int64_t, max_weights_bytes, int64_t{1} << 30,
+          "cap on the bytes of named weights held (PutWeights and --weights_dir)");
+ABSL_FLAG(std::string, weights_dir, "",
+          "directory whose *.safetensors files are loaded at start-up as named weights");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 ABSL_FLAG(std::string, log_format, "text", "text or json (one JSON object per line)");
 ABSL_FLAG(double, shutdown_grace_s, 10.0,
@@ -80,6 +84,9 @@ int main(int argc, char** argv) {
     return Fail("--max_message_bytes and --max_elements must be >= 1");
   }
   options.primitive_cache_capacity = absl::GetFlag(FLAGS_primitive_cache_capacity);
+  options.max_weights_bytes = absl::GetFlag(FLAGS_max_weights_bytes);
+  if (options.max_weights_bytes < 0) return Fail("--max_weights_bytes must be >= 0");
+  options.weights_dir = absl::GetFlag(FLAGS_weights_dir);
   const double grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   if (!(grace_s >= 0)) return Fail("--shutdown_grace_s must be >= 0");
 

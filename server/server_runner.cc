@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/weights_dir.h"
 
 namespace attn {
 namespace {
@@ -25,7 +26,9 @@ AttentionServer::AttentionServer(const ServerOptions& options)
     : options_(options),
       executor_({.workers = options.workers, .intra_op_threads = options.intra_op_threads}),
       engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
-      service_(engine_, executor_,
+      layer_(engine_, options.primitive_cache_capacity),
+      registry_(options.max_weights_bytes),
+      service_(engine_, layer_, registry_, executor_,
                {.max_elements = options.max_elements,
                 .max_message_bytes = options.max_message_bytes}) {}
 
@@ -36,6 +39,10 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::unique_ptr<AttentionServer> server(new AttentionServer(options));
+  if (!options.weights_dir.empty()) {
+    absl::StatusOr<int> loaded = LoadWeightsDir(options.weights_dir, server->registry_);
+    if (!loaded.ok()) return loaded.status();
+  }
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
@@ -59,8 +66,8 @@ void AttentionServer::Shutdown(absl::Duration grace) {
   server_->GetHealthCheckService()->SetServingStatus(false);
   // Refuse new calls with UNAVAILABLE and let accepted ones finish before gRPC stops; gRPC's own
   // Shutdown would cancel calls whose messages are still arriving.
-  service_.StartDraining();
-  service_.WaitUntilQuiet(kDrainQuietPeriod, deadline);
+  service_.gate().StartDraining();
+  service_.gate().WaitUntilQuiet(kDrainQuietPeriod, deadline);
   server_->Shutdown(absl::ToChronoTime(deadline));
 }
 

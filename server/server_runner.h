@@ -15,6 +15,8 @@
 #include "server/attention_service.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
+#include "src/multi_head_attention.h"
+#include "src/weight_registry.h"
 
 namespace attn {
 
@@ -25,6 +27,8 @@ struct ServerOptions {
   int64_t max_message_bytes = 64 << 20;
   int64_t max_elements = int64_t{1} << 26;
   size_t primitive_cache_capacity = 256;
+  int64_t max_weights_bytes = int64_t{1} << 30;  // cap on the weights the registry holds
+  std::string weights_dir;                       // *.safetensors loaded at start-up; "" = none
 };
 
 class AttentionServer {
@@ -48,6 +52,8 @@ class AttentionServer {
   const ServerOptions options_;
   Executor executor_;
   AttentionEngine engine_;
+  MultiHeadAttention layer_;
+  WeightRegistry registry_;
   AttentionService service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;

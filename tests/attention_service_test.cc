@@ -17,26 +17,13 @@
 #include "server/server_runner.h"
 #include "src/attention_shapes.h"
 #include "src/reference_attention.h"
+#include "tests/service_test_util.h"
 
 namespace attn {
 namespace {
 
 namespace pb = attention::v1;
 using ::testing::HasSubstr;
-
-std::vector<float> RandomValues(int64_t count, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> values(count);
-  for (float& v : values) v = normal(rng);
-  return values;
-}
-
-pb::Tensor FloatTensorOf(std::vector<int64_t> shape, const std::vector<float>& values,
-                         DType dtype = DType::kFloat32) {
-  pb::Tensor tensor;
-  EncodeFloatTensor(shape, values.data(), dtype, false, &tensor);
-  return tensor;
-}
 
 // A valid request of the given dims with N(0,1) inputs.
 pb::AttendRequest MakeRequest(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk,
@@ -47,13 +34,6 @@ pb::AttendRequest MakeRequest(int64_t b, int64_t h, int64_t hkv, int64_t sq, int
   *request.mutable_key() = FloatTensorOf({b, hkv, sk, d}, RandomValues(b * hkv * sk * d, rng));
   *request.mutable_value() = FloatTensorOf({b, hkv, sk, dv}, RandomValues(b * hkv * sk * dv, rng));
   return request;
-}
-
-std::vector<float> Floats(const pb::Tensor& tensor) {
-  absl::StatusOr<FloatTensor> decoded = DecodeFloatTensor("t", tensor, int64_t{1} << 40);
-  EXPECT_TRUE(decoded.ok()) << decoded.status();
-  if (!decoded.ok()) return {};
-  return std::vector<float>(decoded->data, decoded->data + decoded->count);
 }
 
 // The double reference for a request built from f32 `data` tensors, mask = causal only.
@@ -76,27 +56,12 @@ ReferenceResult ReferenceFor(const pb::AttendRequest& request, CausalKind causal
   return ReferenceAttention(inputs);
 }
 
-double MaxAbsError(const std::vector<float>& got, const std::vector<double>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double worst = 0;
-  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
-    worst = std::max(worst, std::abs(double(got[i]) - want[i]));
-  }
-  return worst;
-}
-
 class AttentionServiceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    ServerOptions options;
-    options.address = "127.0.0.1:0";
-    options.workers = 2;
-    options.intra_op_threads = 1;
-    options.max_elements = 1 << 20;
-    options.max_message_bytes = 8 << 20;
-    server_ = AttentionServer::Start(options).value().release();
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
+    TestServer test = StartTestServer(LoopbackTestOptions());
+    server_ = test.server.release();
+    channel_ = test.channel;
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -271,20 +236,6 @@ TEST_F(AttentionServiceTest, HealthServesBothNames) {
     ASSERT_TRUE(health->Check(&context, request, &response).ok()) << name;
     EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING) << name;
   }
-}
-
-TEST_F(AttentionServiceTest, LaterRpcsSayTheyAreNotImplementedYet) {
-  auto stub = pb::AttentionService::NewStub(channel_);
-  grpc::ClientContext context;
-  pb::AttendResponse response;
-  const grpc::Status status =
-      stub->MultiHeadAttend(&context, pb::MultiHeadAttendRequest(), &response);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(status.error_message(), HasSubstr("MultiHeadAttend is not implemented yet"));
-  grpc::ClientContext stream_context;
-  auto stream = stub->AttendStream(&stream_context);
-  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  ExpectServesGoodRequest();
 }
 
 // ---- Bad input: code, message, and the server still serves. ----

@@ -1,0 +1,92 @@
+// The AttendStream reactor (see attend_stream.h).
+#include "server/attend_stream.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace attn {
+
+AttendStream::AttendStream(grpc::CallbackServerContext* context, CallGate& gate,
+                           Executor& executor, Compute compute)
+    : context_(context), gate_(gate), executor_(executor), compute_(std::move(compute)) {
+  StartRead(&request_);
+  gate_.RegisterStream(this);
+}
+
+void AttendStream::OnReadDone(bool ok) {
+  if (!ok) {  // the client finished writing (or the call ended)
+    FinishOnce(grpc::Status::OK);
+    return;
+  }
+  const absl::Time received = absl::Now();
+  if (!gate_.Admit()) {
+    FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down; retry on another replica"));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ == State::kFinished) {
+      gate_.Release();  // a drain finished the stream meanwhile
+      return;
+    }
+    state_ = State::kComputing;
+  }
+  executor_.Submit([this, received] {
+    const grpc::Status status = compute_(context_, request_, &response_, received);
+    gate_.Release();
+    absl::MutexLock lock(&mu_);
+    if (!status.ok()) {
+      FinishLocked(status);
+      return;
+    }
+    state_ = State::kWriting;
+    StartWrite(&response_);
+  });
+}
+
+void AttendStream::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  if (!ok) {
+    FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
+    return;
+  }
+  ++answered_;
+  if (draining_) {
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              absl::StrCat("the server is shutting down after answering ",
+                                           answered_, " requests of this stream")));
+    return;
+  }
+  response_.Clear();
+  state_ = State::kReading;
+  StartRead(&request_);
+}
+
+void AttendStream::OnDrain() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  if (state_ == State::kReading) {
+    FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              absl::StrCat("the server is shutting down after answering ",
+                                           answered_, " requests of this stream")));
+  }
+}
+
+void AttendStream::OnDone() {
+  gate_.UnregisterStream(this);
+  delete this;
+}
+
+void AttendStream::FinishOnce(const grpc::Status& status) {
+  absl::MutexLock lock(&mu_);
+  FinishLocked(status);
+}
+
+void AttendStream::FinishLocked(const grpc::Status& status) {
+  if (state_ == State::kFinished) return;
+  state_ = State::kFinished;
+  Finish(status);
+}
+
+}  // namespace attn

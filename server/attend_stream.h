@@ -1,0 +1,60 @@
+// The AttendStream reactor: reads one AttendRequest, computes it on a worker, writes its
+// response, and only then reads the next, so answers keep request order and a slow reader makes
+// the server wait instead of buffering without bound. A request that fails ends the stream with
+// its status (the answers before it were already delivered). A drain ends an idle stream with
+// UNAVAILABLE at once, and a busy one after its current answer. Deletes itself when done.
+#ifndef ATTNSERVE_SERVER_ATTEND_STREAM_H_
+#define ATTNSERVE_SERVER_ATTEND_STREAM_H_
+
+#include <cstdint>
+#include <functional>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/synchronization/mutex.h"
+#include "attention/v1/attention.pb.h"
+#include "server/call_gate.h"
+#include "src/executor.h"
+
+namespace attn {
+
+class AttendStream final
+    : public grpc::ServerBidiReactor<attention::v1::AttendRequest, attention::v1::AttendResponse>,
+      public Drainable {
+ public:
+  // Computes one request into a response on a worker thread (timing and logging included).
+  using Compute = std::function<grpc::Status(grpc::CallbackServerContext*,
+                                             const attention::v1::AttendRequest&,
+                                             attention::v1::AttendResponse*, absl::Time received)>;
+
+  // `gate` and `executor` must outlive the stream.
+  AttendStream(grpc::CallbackServerContext* context, CallGate& gate, Executor& executor,
+               Compute compute);
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnDone() override;
+  void OnDrain() override;
+
+ private:
+  enum class State { kReading, kComputing, kWriting, kFinished };
+
+  // Finishes the stream unless it already was.
+  void FinishOnce(const grpc::Status& status);
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  grpc::CallbackServerContext* const context_;
+  CallGate& gate_;
+  Executor& executor_;
+  const Compute compute_;
+  attention::v1::AttendRequest request_;
+  attention::v1::AttendResponse response_;
+  absl::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kReading;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t answered_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SERVER_ATTEND_STREAM_H_

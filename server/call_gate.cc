@@ -1,0 +1,57 @@
+// Call admission around a graceful drain (see call_gate.h).
+#include "server/call_gate.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+
+namespace attn {
+
+bool CallGate::Admit() {
+  absl::MutexLock lock(&mu_);
+  last_arrival_ = absl::Now();
+  if (draining_) return false;
+  ++running_;
+  return true;
+}
+
+void CallGate::Release() {
+  absl::MutexLock lock(&mu_);
+  --running_;
+}
+
+void CallGate::RegisterStream(Drainable* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.insert(stream);
+  if (draining_) stream->OnDrain();
+}
+
+void CallGate::UnregisterStream(Drainable* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+}
+
+void CallGate::StartDraining() {
+  absl::MutexLock lock(&mu_);
+  draining_ = true;
+  // Under the lock, so no stream can unregister (and be deleted) meanwhile.
+  for (Drainable* stream : streams_) stream->OnDrain();
+}
+
+bool CallGate::WaitUntilQuiet(absl::Duration quiet, absl::Time deadline) {
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; };
+  while (true) {
+    absl::Time quiet_at;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!mu_.AwaitWithDeadline(absl::Condition(&idle), deadline)) return false;
+      quiet_at = last_arrival_ + quiet;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= quiet_at) return true;
+    if (now >= deadline) return false;
+    absl::SleepFor(std::min(quiet_at, deadline) - now);
+  }
+}
+
+}  // namespace attn

@@ -1,0 +1,29 @@
+// One MultiHeadAttend request from proto to engine and back: resolves the weights (inline, or by
+// name from the registry), validates input/context against them and the mask against the heads
+// before allocating anything that depends on them, runs the layer writing straight into the
+// response, and encodes the output in the requested dtype. Thread-safe.
+#ifndef ATTNSERVE_SERVER_MULTI_HEAD_CALL_H_
+#define ATTNSERVE_SERVER_MULTI_HEAD_CALL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "attention/v1/attention.pb.h"
+#include "server/request_fields.h"
+#include "src/multi_head_attention.h"
+#include "src/weight_registry.h"
+
+namespace attn {
+
+// What the request log says about a call: "input=[2,16,64] context=- weights=name heads=...".
+std::string DescribeMultiHeadRequest(const attention::v1::MultiHeadAttendRequest& request);
+
+// INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and numbers.
+absl::Status RunMultiHeadAttend(const attention::v1::MultiHeadAttendRequest& request,
+                                const AttendLimits& limits, const MultiHeadAttention& layer,
+                                const WeightRegistry& registry,
+                                attention::v1::AttendResponse* response);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SERVER_MULTI_HEAD_CALL_H_
