@@ -24,14 +24,20 @@ AttentionClient::AttentionClient(const std::string& address, int max_message_byt
   health_ = grpc::health::v1::Health::NewStub(channel_);
 }
 
-absl::StatusOr<attention::v1::ServerInfo> AttentionClient::GetServerInfo() const {
+template <typename Request, typename Response, typename Method>
+absl::StatusOr<Response> AttentionClient::Call(Method method, const Request& request) const {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
-  attention::v1::ServerInfo info;
-  const grpc::Status status =
-      stub_->GetServerInfo(&context, attention::v1::GetServerInfoRequest(), &info);
+  Response response;
+  const grpc::Status status = (stub_.get()->*method)(&context, request, &response);
   if (!status.ok()) return ToAbslStatus(status);
-  return info;
+  return response;
+}
+
+absl::StatusOr<attention::v1::ServerInfo> AttentionClient::GetServerInfo() const {
+  return Call<attention::v1::GetServerInfoRequest, attention::v1::ServerInfo>(
+      &attention::v1::AttentionService::Stub::GetServerInfo,
+      attention::v1::GetServerInfoRequest());
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> AttentionClient::CheckHealth(
@@ -48,12 +54,33 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> AttentionCl
 
 absl::StatusOr<attention::v1::AttendResponse> AttentionClient::Attend(
     const attention::v1::AttendRequest& request) const {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
-  attention::v1::AttendResponse response;
-  const grpc::Status status = stub_->Attend(&context, request, &response);
-  if (!status.ok()) return ToAbslStatus(status);
-  return response;
+  return Call<attention::v1::AttendRequest, attention::v1::AttendResponse>(
+      &attention::v1::AttentionService::Stub::Attend, request);
+}
+
+absl::StatusOr<attention::v1::AttendResponse> AttentionClient::MultiHeadAttend(
+    const attention::v1::MultiHeadAttendRequest& request) const {
+  return Call<attention::v1::MultiHeadAttendRequest, attention::v1::AttendResponse>(
+      &attention::v1::AttentionService::Stub::MultiHeadAttend, request);
+}
+
+absl::StatusOr<attention::v1::WeightsInfo> AttentionClient::PutWeights(
+    const attention::v1::PutWeightsRequest& request) const {
+  return Call<attention::v1::PutWeightsRequest, attention::v1::WeightsInfo>(
+      &attention::v1::AttentionService::Stub::PutWeights, request);
+}
+
+absl::StatusOr<attention::v1::ListWeightsResponse> AttentionClient::ListWeights() const {
+  return Call<attention::v1::ListWeightsRequest, attention::v1::ListWeightsResponse>(
+      &attention::v1::AttentionService::Stub::ListWeights, attention::v1::ListWeightsRequest());
+}
+
+absl::Status AttentionClient::DeleteWeights(const std::string& name) const {
+  attention::v1::DeleteWeightsRequest request;
+  request.set_name(name);
+  return Call<attention::v1::DeleteWeightsRequest, attention::v1::DeleteWeightsResponse>(
+             &attention::v1::AttentionService::Stub::DeleteWeights, request)
+      .status();
 }
 
 }  // namespace attn

@@ -28,8 +28,18 @@ class AttentionClient {
       const std::string& service) const;
   absl::StatusOr<attention::v1::AttendResponse> Attend(
       const attention::v1::AttendRequest& request) const;
+  absl::StatusOr<attention::v1::AttendResponse> MultiHeadAttend(
+      const attention::v1::MultiHeadAttendRequest& request) const;
+  absl::StatusOr<attention::v1::WeightsInfo> PutWeights(
+      const attention::v1::PutWeightsRequest& request) const;
+  absl::StatusOr<attention::v1::ListWeightsResponse> ListWeights() const;
+  absl::Status DeleteWeights(const std::string& name) const;
 
  private:
+  // One unary call of `method` on the service stub with this client's deadline.
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Call(Method method, const Request& request) const;
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<attention::v1::AttentionService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;

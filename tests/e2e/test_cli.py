@@ -1,4 +1,8 @@
-"""End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify)."""
+"""End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify, mha
+--verify, weights list/put/delete)."""
+import os
+import subprocess
+import tempfile
 import unittest
 
 from attnserve_process import AttnServe, run_client
@@ -65,6 +69,36 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertIn("verify:", result.stdout)
                 self.assertIn(": OK", result.stdout)
+
+    def test_mha_verifies_random_layers(self):
+        for flags in ([], ["--heads=8", "--kv_heads=2", "--causal=upper_left", "--add_norm"],
+                      ["--batch=2", "--tokens=33", "--d_model=48", "--heads=3", "--average_heads"]):
+            with self.subTest(flags=flags):
+                result = self.client("mha", "--verify", *flags)
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                self.assertIn("verify:", result.stdout)
+                self.assertIn(": OK", result.stdout)
+
+    def test_weights_put_list_use_delete(self):
+        scripts = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "layer.safetensors")
+            subprocess.run(["/usr/bin/python3", os.path.join(scripts, "export_weights.py"),
+                            "--random", "32,4", path], check=True, capture_output=True,
+                           timeout=120)
+            put = self.client("weights", "put", "cli-layer", f"--weights_file={path}")
+            self.assertEqual(put.returncode, 0, put.stderr)
+            self.assertIn("cli-layer: num_heads=4 num_kv_heads=4 d_model=32", put.stdout)
+        listed = self.client("weights", "list")
+        self.assertIn("cli-layer:", listed.stdout)
+        used = self.client("mha", "--weights_name=cli-layer", "--tokens=7")
+        self.assertEqual(used.returncode, 0, used.stderr)
+        self.assertIn("output [1,7,32]", used.stdout)
+        self.assertEqual(self.client("weights", "delete", "cli-layer").returncode, 0)
+        gone = self.client("mha", "--weights_name=cli-layer")
+        self.assertEqual(gone.returncode, 1)
+        self.assertIn("NOT_FOUND", gone.stderr)
+        self.assertEqual(self.client("weights", "frobnicate").returncode, 2)
 
     def test_bad_request_exits_nonzero_with_the_servers_message(self):
         # H = 6 is not a multiple of Hkv = 4.
