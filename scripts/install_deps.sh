@@ -9,8 +9,15 @@ packages=(cmake g++ make pkg-config
   libdnnl-dev ocl-icd-opencl-dev libabsl-dev libspdlog-dev nlohmann-json3-dev)
 for option in "$@"; do
   case "$option" in
-    --test) packages+=(libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf
-                       python3-numpy python3-yaml nginx) ;;
+    --test)
+      packages+=(libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf
+                 python3-numpy python3-torch python3-pytest python3-yaml openssl nginx)
+      # The Node client's tests need node and npm: Debian's only when none is installed (a
+      # NodeSource nodejs already ships npm and conflicts with Debian's npm package).
+      if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        packages+=(nodejs npm)
+      fi
+      ;;
     --docker) packages+=(podman runc debootstrap) ;;
     *) echo "usage: $0 [--test] [--docker]" >&2; exit 2 ;;
   esac

@@ -79,7 +79,8 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
   const MultiHeadDims& md = (*weights)->dims();
 
   const bool self_attention = !request.has_context();
-  if (absl::Status s = CheckEmbeddings("input", ShapeOf(request.input()), md.d_model, "d_model");
+  if (absl::Status s = CheckEmbeddings("input", ShapeOf(request.input()), md.d_model,
+                                       "d_model (w_q.shape[0])");
       !s.ok()) {
     return s;
   }
@@ -92,7 +93,8 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
           " differs from d_model = ", md.d_model));
     }
   } else {
-    if (absl::Status s = CheckEmbeddings("context", ShapeOf(request.context()), md.d_ctx, "d_ctx");
+    if (absl::Status s = CheckEmbeddings("context", ShapeOf(request.context()), md.d_ctx,
+                                       "d_ctx (w_k.shape[0])");
         !s.ok()) {
       return s;
     }

@@ -285,7 +285,7 @@ TEST_F(MultiHeadServiceTest, RejectsBadWeightsAndShapes) {
   request = good;
   *request.mutable_input() = FloatTensorOf({2, 5, 8}, std::vector<float>(80, 0));
   ExpectRejected(request, grpc::StatusCode::INVALID_ARGUMENT,
-                 "input.shape[2] = 8 but the weights' d_model = 16");
+                 "input.shape[2] = 8 but the weights' d_model (w_q.shape[0]) = 16");
   request = good;
   *request.mutable_context() = FloatTensorOf({3, 4, 16}, std::vector<float>(192, 0));
   ExpectRejected(request, grpc::StatusCode::INVALID_ARGUMENT,

@@ -1,0 +1,6 @@
+// attnserve-client: the Node client of attnserve (Float32Array in, Float32Array out).
+'use strict';
+const {AttentionClient} = require('./client');
+const {AttnServeError} = require('./errors');
+
+module.exports = {AttentionClient, AttnServeError};
