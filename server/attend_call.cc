@@ -93,7 +93,8 @@ std::string DescribeAttendRequest(const pb::AttendRequest& request) {
 }
 
 absl::Status RunAttend(const pb::AttendRequest& request, const AttendLimits& limits,
-                       const AttentionEngine& engine, pb::AttendResponse* response) {
+                       const AttentionEngine& engine, pb::AttendResponse* response,
+                       double* flops) {
   DecodedAttend call;
   if (absl::Status s = Decode(request, limits, call); !s.ok()) return s;
   const AttentionDims& d = call.inputs.dims;
@@ -108,6 +109,7 @@ absl::Status RunAttend(const pb::AttendRequest& request, const AttendLimits& lim
   outputs.scores = writer.scores();
   if (absl::Status s = engine.Run(call.inputs, outputs); !s.ok()) return s;
   writer.Finish();
+  if (flops != nullptr) *flops += AttentionFlops(d);
   return absl::OkStatus();
 }
 

@@ -19,9 +19,11 @@ namespace attn {
 std::string DescribeAttendRequest(const attention::v1::AttendRequest& request);
 
 // Validates `request` against `limits`, computes it with `engine` and fills `response` (all but
-// timing). INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and the numbers.
+// timing), adding the attention's floating-point operations to `*flops` when set.
+// INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and the numbers.
 absl::Status RunAttend(const attention::v1::AttendRequest& request, const AttendLimits& limits,
-                       const AttentionEngine& engine, attention::v1::AttendResponse* response);
+                       const AttentionEngine& engine, attention::v1::AttendResponse* response,
+                       double* flops = nullptr);
 
 }  // namespace attn
 

@@ -13,6 +13,7 @@
 #include "attention/v1/attention.grpc.pb.h"
 #include "server/call_gate.h"
 #include "server/request_fields.h"
+#include "server/request_id.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
 #include "src/multi_head_attention.h"
@@ -46,20 +47,40 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
                                           const attention::v1::GetServerInfoRequest* request,
                                           attention::v1::ServerInfo* response) override;
 
+  // The same computations for the HTTP/JSON gateway: run on a worker while the caller waits
+  // (never on a gRPC thread), with the same admission, log line and metrics.
+  grpc::Status AttendBlocking(const RequestTrace& trace, const std::string& peer,
+                              const attention::v1::AttendRequest& request,
+                              attention::v1::AttendResponse* response);
+  grpc::Status MultiHeadAttendBlocking(const RequestTrace& trace, const std::string& peer,
+                                       const attention::v1::MultiHeadAttendRequest& request,
+                                       attention::v1::AttendResponse* response);
+
   // Admission around a graceful drain (see call_gate.h).
   CallGate& gate() { return gate_; }
+  const CallGate& gate() const { return gate_; }
 
  private:
-  // Runs `work` on a worker unless draining, cancelled or past its deadline, logs one line
-  // (method, `describe()`, code, queue/compute us, peer), fills `timing` when set, and finishes.
+  // A worker's part of a call: its status; it may add the FLOPs it computed.
+  using Work = absl::AnyInvocable<absl::Status(double* flops)>;
+
+  // Runs `work` on a worker unless draining, cancelled or past its deadline; logs one line
+  // (method, request id, `describe()`, code, queue/compute us, peer), records metrics, fills
+  // `timing` when set, and finishes. The request id goes back in the trailing metadata.
   grpc::ServerUnaryReactor* RunOnWorker(grpc::CallbackServerContext* context,
                                         const char* method,
                                         absl::AnyInvocable<std::string() const> describe,
-                                        attention::v1::Timing* timing,
-                                        absl::AnyInvocable<absl::Status()> work);
+                                        const google::protobuf::Message& request,
+                                        const google::protobuf::Message* response,
+                                        attention::v1::Timing* timing, Work work);
 
-  // One Attend computation with its timing and log line (unary and stream).
-  grpc::Status ComputeAttend(grpc::CallbackServerContext* context,
+  grpc::Status RunBlocking(const char* method, const std::string& description,
+                           const RequestTrace& trace, const std::string& peer,
+                           const google::protobuf::Message& request,
+                           const google::protobuf::Message* response, Work work);
+
+  // One AttendStream message: its computation, timing, log line and metrics.
+  grpc::Status ComputeAttend(grpc::CallbackServerContext* context, const RequestTrace& trace,
                              const attention::v1::AttendRequest& request,
                              attention::v1::AttendResponse* response, absl::Time received);
 

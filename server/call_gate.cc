@@ -38,6 +38,16 @@ void CallGate::StartDraining() {
   for (Drainable* stream : streams_) stream->OnDrain();
 }
 
+bool CallGate::draining() const {
+  absl::MutexLock lock(&mu_);
+  return draining_;
+}
+
+int64_t CallGate::running() const {
+  absl::MutexLock lock(&mu_);
+  return running_;
+}
+
 bool CallGate::WaitUntilQuiet(absl::Duration quiet, absl::Time deadline) {
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ == 0; };
   while (true) {

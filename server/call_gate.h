@@ -39,8 +39,12 @@ class CallGate {
   // and are answered UNAVAILABLE, instead of being cut off when gRPC itself stops.
   bool WaitUntilQuiet(absl::Duration quiet, absl::Time deadline);
 
+  bool draining() const;
+  // Computations admitted and not yet released.
+  int64_t running() const;
+
  private:
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -28,6 +28,11 @@ ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26,
 ABSL_FLAG(int64_t, primitive_cache_capacity, 256, "oneDNN primitives kept for reuse");
 ABSL_FLAG(int64_t, max_weights_bytes, int64_t{1} << 30,
           "cap on the bytes of named weights held (PutWeights and --weights_dir)");
+ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
+          "HTTP host:port for /metrics, /healthz, /readyz and the JSON gateway (/v1/attend, "
+          "/v1/multi_head_attend); empty disables; port 0 picks a free one");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "if set, the bound HTTP port is written to this file once serving");
 ABSL_FLAG(std::string, weights_dir, "",
           "directory whose *.safetensors files are loaded at start-up as named weights");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
@@ -87,6 +92,7 @@ int main(int argc, char** argv) {
   options.max_weights_bytes = absl::GetFlag(FLAGS_max_weights_bytes);
   if (options.max_weights_bytes < 0) return Fail("--max_weights_bytes must be >= 0");
   options.weights_dir = absl::GetFlag(FLAGS_weights_dir);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   const double grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   if (!(grace_s >= 0)) return Fail("--shutdown_grace_s must be >= 0");
 
@@ -101,12 +107,18 @@ int main(int argc, char** argv) {
                      .Add("isa", attn::AttentionEngine::OneDnnIsa())
                      .Add("address", options.address)
                      .Add("port", port)
+                     .Add("http_port", (*server)->http_port())
                      .Add("workers", options.workers)
                      .Add("intra_op_threads", options.intra_op_threads)
                      .Add("cores", cores));
-  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
-    // Written then renamed, so a reader never sees a partial file.
-    std::ofstream(path + ".tmp") << port << "\n";
+  // Port files are written then renamed, so a reader never sees a partial file; the HTTP one
+  // first, so that a reader of the gRPC one finds both.
+  const std::pair<std::string, int> port_files[] = {
+      {absl::GetFlag(FLAGS_metrics_port_file), (*server)->http_port()},
+      {absl::GetFlag(FLAGS_port_file), port}};
+  for (const auto& [path, bound] : port_files) {
+    if (path.empty()) continue;
+    std::ofstream(path + ".tmp") << bound << "\n";
     std::rename((path + ".tmp").c_str(), path.c_str());
   }
 

@@ -72,7 +72,8 @@ std::string DescribeMultiHeadRequest(const pb::MultiHeadAttendRequest& request) 
 
 absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
                                 const AttendLimits& limits, const MultiHeadAttention& layer,
-                                const WeightRegistry& registry, pb::AttendResponse* response) {
+                                const WeightRegistry& registry, pb::AttendResponse* response,
+                                double* flops) {
   absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> weights =
       ResolveWeights(request, limits.max_elements, registry);
   if (!weights.ok()) return weights.status();
@@ -170,6 +171,7 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
                        .scores = writer.scores(), .average_heads = request.average_heads()};
   if (absl::Status s = layer.Run(in, out); !s.ok()) return s;
   writer.Finish();
+  if (flops != nullptr) *flops += AttentionFlops(heads);
   return absl::OkStatus();
 }
 

@@ -19,10 +19,11 @@ namespace attn {
 std::string DescribeMultiHeadRequest(const attention::v1::MultiHeadAttendRequest& request);
 
 // INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and numbers.
+// Adds the attention's floating-point operations (not the projections') to `*flops` when set.
 absl::Status RunMultiHeadAttend(const attention::v1::MultiHeadAttendRequest& request,
                                 const AttendLimits& limits, const MultiHeadAttention& layer,
                                 const WeightRegistry& registry,
-                                attention::v1::AttendResponse* response);
+                                attention::v1::AttendResponse* response, double* flops = nullptr);
 
 }  // namespace attn
 

@@ -125,6 +125,11 @@ absl::Status DecodeMask(const pb::Mask& mask, const AttentionDims& dims, int64_t
   return absl::OkStatus();
 }
 
+double AttentionFlops(const AttentionDims& d) {
+  return 2.0 * double(d.batch) * double(d.heads) * double(d.q_len) * double(d.kv_len) *
+         double(d.head_dim + d.value_dim);
+}
+
 absl::Status CheckResponseSize(std::span<const int64_t> output_shape, DType output_dtype,
                                std::span<const int64_t> map_shape, const MapsWanted& maps,
                                const AttendLimits& limits) {

@@ -49,6 +49,9 @@ struct DecodedMask {
 absl::Status DecodeMask(const attention::v1::Mask& mask, const AttentionDims& dims,
                         int64_t max_elements, DecodedMask& out);
 
+// 2 * B * H * Sq * Sk * (D + Dv): the multiply-adds of Q K^T and P V.
+double AttentionFlops(const AttentionDims& dims);
+
 // The response's output (`output_shape`, `output_dtype`) and maps (`map_shape`, f32) must fit
 // --max_elements each and --max_message_bytes together.
 absl::Status CheckResponseSize(std::span<const int64_t> output_shape, DType output_dtype,

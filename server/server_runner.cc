@@ -18,7 +18,7 @@ namespace {
 
 constexpr char kServiceName[] = "attention.v1.AttentionService";
 // How long a draining server waits after the last arrival before gRPC itself stops.
-constexpr absl::Duration kDrainQuietPeriod = absl::Milliseconds(200);
+constexpr absl::Duration kDrainQuietPeriod = absl::Seconds(1);
 
 }  // namespace
 
@@ -54,6 +54,14 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.address));
   }
+  if (!options.metrics_address.empty()) {
+    AttentionServer* raw = server.get();
+    absl::StatusOr<std::unique_ptr<HttpGateway>> http = HttpGateway::Start(
+        options.metrics_address, options.max_message_bytes, server->service_,
+        [raw] { return raw->Gauges(); });
+    if (!http.ok()) return http.status();
+    server->http_ = *std::move(http);
+  }
   grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus(kServiceName, true);
@@ -69,6 +77,18 @@ void AttentionServer::Shutdown(absl::Duration grace) {
   service_.gate().StartDraining();
   service_.gate().WaitUntilQuiet(kDrainQuietPeriod, deadline);
   server_->Shutdown(absl::ToChronoTime(deadline));
+  http_.reset();
+}
+
+ScrapeGauges AttentionServer::Gauges() const {
+  const PrimitiveCache& attention = engine_.primitive_cache();
+  const PrimitiveCache& dense = layer_.dense_layers().primitive_cache();
+  return {.in_flight = service_.gate().running(),
+          .queue_depth = static_cast<int64_t>(executor_.queue_depth()),
+          .primitive_cache_hits = attention.hits() + dense.hits(),
+          .primitive_cache_misses = attention.misses() + dense.misses(),
+          .weights_count = static_cast<int64_t>(registry_.List().size()),
+          .weights_bytes = registry_.bytes()};
 }
 
 void AttentionServer::Wait() {

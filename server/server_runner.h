@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/attention_service.h"
+#include "server/http_gateway.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
 #include "src/multi_head_attention.h"
@@ -29,6 +30,7 @@ struct ServerOptions {
   size_t primitive_cache_capacity = 256;
   int64_t max_weights_bytes = int64_t{1} << 30;  // cap on the weights the registry holds
   std::string weights_dir;                       // *.safetensors loaded at start-up; "" = none
+  std::string metrics_address;                   // HTTP: /metrics, health, JSON; "" = none
 };
 
 class AttentionServer {
@@ -38,6 +40,8 @@ class AttentionServer {
 
   // The port actually bound (differs from the address's when it asked for port 0).
   int port() const { return port_; }
+  // The HTTP port (metrics, health, JSON gateway), or 0 when disabled.
+  int http_port() const { return http_ == nullptr ? 0 : http_->port(); }
   const ServerOptions& options() const { return options_; }
 
   // Health turns NOT_SERVING, new calls get UNAVAILABLE, accepted calls get up to `grace` to
@@ -48,6 +52,8 @@ class AttentionServer {
 
  private:
   explicit AttentionServer(const ServerOptions& options);
+  // What /metrics samples at scrape time.
+  ScrapeGauges Gauges() const;
 
   const ServerOptions options_;
   Executor executor_;
@@ -56,6 +62,7 @@ class AttentionServer {
   WeightRegistry registry_;
   AttentionService service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpGateway> http_;
   int port_ = 0;
 };
 

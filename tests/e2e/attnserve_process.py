@@ -20,10 +20,13 @@ class AttnServe:
     def __init__(self, *flags, env=None, start_timeout_s=30):
         self._dir = tempfile.TemporaryDirectory()
         port_file = os.path.join(self._dir.name, "port")
+        http_port_file = os.path.join(self._dir.name, "http_port")
         self.log_path = os.path.join(self._dir.name, "server.log")
         self._log = open(self.log_path, "wb")
+        http_flags = [] if any(f.startswith("--metrics_address") for f in flags) else [
+            "--metrics_address=127.0.0.1:0", f"--metrics_port_file={http_port_file}"]
         self.process = subprocess.Popen(
-            [SERVER, "--address=127.0.0.1:0", f"--port_file={port_file}", *flags],
+            [SERVER, "--address=127.0.0.1:0", f"--port_file={port_file}", *http_flags, *flags],
             stdout=self._log, stderr=subprocess.STDOUT,
             env=None if env is None else {**os.environ, **env})
         deadline = time.monotonic() + start_timeout_s
@@ -37,6 +40,10 @@ class AttnServe:
         with open(port_file) as f:
             self.port = int(f.read())
         self.address = f"127.0.0.1:{self.port}"
+        self.http_port = None  # the HTTP (metrics, health, JSON) port, when enabled here
+        if http_flags:
+            with open(http_port_file) as f:
+                self.http_port = int(f.read())
 
     def log(self):
         with open(self.log_path, "rb") as f:

@@ -15,7 +15,7 @@ async function startServer(flags = [], timeoutMs = 30000) {
   const portFile = path.join(dir, 'port');
   const log = fs.openSync(path.join(dir, 'server.log'), 'w');
   const child = spawn(path.join(BUILD_DIR, 'attnserve'),
-      ['--address=127.0.0.1:0', `--port_file=${portFile}`, ...flags],
+      ['--address=127.0.0.1:0', `--port_file=${portFile}`, '--metrics_address=', ...flags],
       {stdio: ['ignore', log, log]});
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
