@@ -92,9 +92,32 @@ std::string DescribeAttendRequest(const pb::AttendRequest& request) {
                       " causal=", pb::Causal_Name(request.mask().causal()));
 }
 
+int64_t EstimateAttendBytes(const pb::AttendRequest& request, int threads) {
+  const auto& q = request.query().shape();
+  const auto& k = request.key().shape();
+  const auto& v = request.value().shape();
+  if (q.size() != 4 || k.size() != 4 || v.size() != 4 || k[1] < 1) return 0;
+  const int64_t b = q[0], h = q[1], sq = q[2], d = q[3], hkv = k[1], sk = k[2], dv = v[3];
+  int64_t bytes = 0;
+  // f32 copies of inputs that are not f32 `data` (viewed in place otherwise)
+  const bool converted = request.query().dtype() > pb::DATA_TYPE_FLOAT32 ||
+                         request.query().values_size() > 0;
+  if (converted) {
+    bytes = SaturatingSum(bytes, SaturatingProduct({b, h, sq, d, 4}));
+    bytes = SaturatingSum(bytes, SaturatingProduct({b, hkv, sk, d + dv, 4}));
+  }
+  // the output, staged in f32 when it is answered in 16 bits
+  const int64_t output = SaturatingProduct({b, h, sq, dv, 4});
+  bytes = SaturatingSum(bytes, request.output_dtype() > pb::DATA_TYPE_FLOAT32 ? 2 * output : output);
+  // the maps
+  absl::StatusOr<MapsWanted> maps = ParseMaps(request.attention_maps());
+  if (maps.ok()) bytes = SaturatingSum(bytes, SaturatingProduct({maps->count(), b, h, sq, sk, 4}));
+  return SaturatingSum(bytes, EngineScratchBytes(h / hkv * sq, sk, threads));
+}
+
 absl::Status RunAttend(const pb::AttendRequest& request, const AttendLimits& limits,
                        const AttentionEngine& engine, pb::AttendResponse* response,
-                       double* flops) {
+                       CallContext* call_context) {
   DecodedAttend call;
   if (absl::Status s = Decode(request, limits, call); !s.ok()) return s;
   const AttentionDims& d = call.inputs.dims;
@@ -107,9 +130,13 @@ absl::Status RunAttend(const pb::AttendRequest& request, const AttendLimits& lim
   outputs.output = writer.output();
   outputs.probabilities = writer.probabilities();
   outputs.scores = writer.scores();
-  if (absl::Status s = engine.Run(call.inputs, outputs); !s.ok()) return s;
+  if (absl::Status s = engine.Run(call.inputs, outputs,
+                                  call_context != nullptr ? call_context->stop : StopCheck());
+      !s.ok()) {
+    return s;
+  }
   writer.Finish();
-  if (flops != nullptr) *flops += AttentionFlops(d);
+  if (call_context != nullptr) call_context->flops += AttentionFlops(d);
   return absl::OkStatus();
 }
 

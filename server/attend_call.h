@@ -19,11 +19,15 @@ namespace attn {
 std::string DescribeAttendRequest(const attention::v1::AttendRequest& request);
 
 // Validates `request` against `limits`, computes it with `engine` and fills `response` (all but
-// timing), adding the attention's floating-point operations to `*flops` when set.
+// timing); `call` (when set) may stop it between chunks and gets its FLOPs.
 // INVALID_ARGUMENT / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and the numbers.
 absl::Status RunAttend(const attention::v1::AttendRequest& request, const AttendLimits& limits,
                        const AttentionEngine& engine, attention::v1::AttendResponse* response,
-                       double* flops = nullptr);
+                       CallContext* call = nullptr);
+
+// Working memory the request would need (inputs converted to f32, output, maps, scratch),
+// estimated from its shapes alone; 0 when they are malformed (validation refuses those).
+int64_t EstimateAttendBytes(const attention::v1::AttendRequest& request, int threads);
 
 }  // namespace attn
 

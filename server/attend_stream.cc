@@ -19,9 +19,9 @@ void AttendStream::OnReadDone(bool ok) {
     return;
   }
   const absl::Time received = absl::Now();
-  if (!gate_.Admit()) {
-    FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            "the server is shutting down; retry on another replica"));
+  if (absl::Status admitted = gate_.Admit(); !admitted.ok()) {
+    FinishOnce(grpc::Status(static_cast<grpc::StatusCode>(admitted.code()),
+                            std::string(admitted.message())));
     return;
   }
   {

@@ -21,26 +21,11 @@ namespace {
 
 namespace pb = attention::v1;
 
-const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
-                                 "the server is shutting down; retry on another replica");
-
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const grpc::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
-}
-
-// The status a call gets when it should not be computed at all, or OK.
-grpc::Status CheckStillWanted(grpc::CallbackServerContext* context) {
-  if (context->IsCancelled()) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled before computing");
-  }
-  if (context->deadline() <= std::chrono::system_clock::now()) {
-    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "the deadline passed while the request was queued");
-  }
-  return grpc::Status::OK;
 }
 
 // One finished call: its log line (with the request id and any traceparent) and its metrics.
@@ -83,117 +68,154 @@ RequestTrace StartTrace(grpc::CallbackServerContext* context) {
 
 AttentionService::AttentionService(const AttentionEngine& engine, const MultiHeadAttention& layer,
                                    WeightRegistry& registry, Executor& executor,
-                                   AttendLimits limits)
-    : engine_(engine), layer_(layer), registry_(registry), executor_(executor), limits_(limits) {}
+                                   AttendLimits limits, Admission admission)
+    : engine_(engine),
+      layer_(layer),
+      registry_(registry),
+      executor_(executor),
+      limits_(limits),
+      gate_(admission.max_inflight, admission.max_queue),
+      budget_(admission.memory_budget_bytes) {}
 
-grpc::ServerUnaryReactor* AttentionService::RunOnWorker(
-    grpc::CallbackServerContext* context, const char* method,
-    absl::AnyInvocable<std::string() const> describe, const google::protobuf::Message& request,
-    const google::protobuf::Message* response, pb::Timing* timing, Work work) {
-  const absl::Time received = absl::Now();
-  RequestTrace trace = StartTrace(context);
-  if (!gate_.Admit()) {
-    Report(context->peer(), method, trace, describe(), kShuttingDown, received, 0, 0, 0, request,
-           nullptr);
-    return FinishNow(context, kShuttingDown);
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_.Submit([this, context, method, describe = std::move(describe), &request, response,
-                    timing, work = std::move(work), reactor, received,
-                    trace = std::move(trace)]() mutable {
-    const absl::Time started = absl::Now();
-    double flops = 0;
-    grpc::Status status = CheckStillWanted(context);
-    if (status.ok()) status = ToGrpcStatus(work(&flops));
-    const int64_t queue_us = absl::ToInt64Microseconds(started - received);
-    const int64_t compute_us = absl::ToInt64Microseconds(absl::Now() - started);
-    if (status.ok() && timing != nullptr) {
-      timing->set_queue_us(queue_us);
-      timing->set_compute_us(compute_us);
+grpc::Status AttentionService::RunNow(Job& job, absl::Time received) {
+  const absl::Time started = absl::Now();
+  // Asked before computing and between chunks: the caller still wants the answer.
+  const auto cancelled = job.cancelled;
+  const absl::Time deadline = job.deadline;
+  CallContext call;
+  call.stop = [cancelled, deadline]() -> absl::Status {
+    // (gRPC also reports a call whose deadline passed as cancelled: deadline first.)
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("the deadline passed");
+    if (cancelled && cancelled()) return absl::CancelledError("the call was cancelled");
+    return absl::OkStatus();
+  };
+  absl::Status status = call.stop();
+  if (!status.ok()) {
+    status = absl::Status(status.code(), absl::StrCat(status.message(), " before computing"));
+  } else {
+    status = budget_.Acquire(job.working_bytes, deadline);
+    if (status.ok()) {
+      status = job.work(&call);
+      budget_.Release(job.working_bytes);
     }
-    Report(context->peer(), method, trace, describe(), status, received, queue_us, compute_us, flops,
-           request, response);
-    reactor->Finish(status);
+  }
+  const grpc::Status result = ToGrpcStatus(status);
+  const int64_t queue_us = absl::ToInt64Microseconds(started - received);
+  const int64_t compute_us = absl::ToInt64Microseconds(absl::Now() - started);
+  if (result.ok() && job.timing != nullptr) {
+    job.timing->set_queue_us(queue_us);
+    job.timing->set_compute_us(compute_us);
+  }
+  Report(job.peer, job.method, job.trace, job.describe(), result, received, queue_us, compute_us,
+         call.flops, *job.request, job.response);
+  return result;
+}
+
+void AttentionService::Execute(Job job, absl::AnyInvocable<void(const grpc::Status&) &&> finish) {
+  const absl::Time received = absl::Now();
+  if (absl::Status admitted = gate_.Admit(); !admitted.ok()) {
+    const grpc::Status refused = ToGrpcStatus(admitted);
+    Report(job.peer, job.method, job.trace, job.describe(), refused, received, 0, 0, 0,
+           *job.request, nullptr);
+    std::move(finish)(refused);
+    return;
+  }
+  executor_.Submit([this, job = std::move(job), finish = std::move(finish), received]() mutable {
+    const grpc::Status status = RunNow(job, received);
+    std::move(finish)(status);
     gate_.Release();
   });
+}
+
+AttentionService::Job AttentionService::GrpcJob(grpc::CallbackServerContext* context,
+                                                const char* method,
+                                                absl::AnyInvocable<std::string() const> describe,
+                                                const google::protobuf::Message& request,
+                                                const google::protobuf::Message* response,
+                                                pb::Timing* timing, int64_t working_bytes,
+                                                Work work) {
+  return Job{.method = method,
+             .peer = context->peer(),
+             .trace = StartTrace(context),
+             .describe = std::move(describe),
+             .request = &request,
+             .response = response,
+             .timing = timing,
+             .working_bytes = working_bytes,
+             .deadline = absl::FromChrono(context->deadline()),
+             .cancelled = [context] { return context->IsCancelled(); },
+             .work = std::move(work)};
+}
+
+grpc::ServerUnaryReactor* AttentionService::RunOnWorker(Job job,
+                                                        grpc::CallbackServerContext* context) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Execute(std::move(job), [reactor](const grpc::Status& status) { reactor->Finish(status); });
   return reactor;
 }
 
-grpc::Status AttentionService::RunBlocking(const char* method, const std::string& description,
-                                           const RequestTrace& trace, const std::string& peer,
-                                           const google::protobuf::Message& request,
-                                           const google::protobuf::Message* response,
-                                           Work work) {
-  const absl::Time received = absl::Now();
-  if (!gate_.Admit()) {
-    Report(peer, method, trace, description, kShuttingDown, received, 0, 0, 0, request, nullptr);
-    return kShuttingDown;
-  }
+grpc::Status AttentionService::RunBlocking(Job job) {
   absl::Notification done;
-  grpc::Status status;
-  int64_t queue_us = 0, compute_us = 0;
-  double flops = 0;
-  executor_.Submit([&] {
-    const absl::Time started = absl::Now();
-    status = ToGrpcStatus(work(&flops));
-    queue_us = absl::ToInt64Microseconds(started - received);
-    compute_us = absl::ToInt64Microseconds(absl::Now() - started);
+  grpc::Status result;
+  Execute(std::move(job), [&](const grpc::Status& status) {
+    result = status;
     done.Notify();
   });
   done.WaitForNotification();
-  gate_.Release();
-  Report(peer, method, trace, description, status, received, queue_us, compute_us, flops, request,
-         response);
-  return status;
+  return result;
 }
 
 grpc::Status AttentionService::AttendBlocking(const RequestTrace& trace, const std::string& peer,
                                               const pb::AttendRequest& request,
                                               pb::AttendResponse* response) {
-  return RunBlocking("Attend", DescribeAttendRequest(request), trace, peer, request, response,
-                     [&](double* flops) {
-                       return RunAttend(request, limits_, engine_, response, flops);
-                     });
+  return RunBlocking(Job{
+      .method = "Attend",
+      .peer = peer,
+      .trace = trace,
+      .describe = [&request] { return DescribeAttendRequest(request); },
+      .request = &request,
+      .response = response,
+      .timing = response->mutable_timing(),
+      .working_bytes = EstimateAttendBytes(request, executor_.intra_op_threads()),
+      .deadline = absl::InfiniteFuture(),
+      .cancelled = {},
+      .work = [this, &request, response](CallContext* call) {
+        return RunAttend(request, limits_, engine_, response, call);
+      }});
 }
 
 grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace,
                                                        const std::string& peer,
                                                        const pb::MultiHeadAttendRequest& request,
                                                        pb::AttendResponse* response) {
-  return RunBlocking("MultiHeadAttend", DescribeMultiHeadRequest(request), trace, peer, request,
-                     response, [&](double* flops) {
-                       return RunMultiHeadAttend(request, limits_, layer_, registry_, response,
-                                                 flops);
-                     });
+  return RunBlocking(Job{
+      .method = "MultiHeadAttend",
+      .peer = peer,
+      .trace = trace,
+      .describe = [&request] { return DescribeMultiHeadRequest(request); },
+      .request = &request,
+      .response = response,
+      .timing = response->mutable_timing(),
+      .working_bytes =
+          EstimateMultiHeadBytes(request, registry_, executor_.intra_op_threads()),
+      .deadline = absl::InfiniteFuture(),
+      .cancelled = {},
+      .work = [this, &request, response](CallContext* call) {
+        return RunMultiHeadAttend(request, limits_, layer_, registry_, response, call);
+      }});
 }
 
 grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
                                                    const pb::AttendRequest* request,
                                                    pb::AttendResponse* response) {
   return RunOnWorker(
-      context, "Attend", [request] { return DescribeAttendRequest(*request); }, *request,
-      response, response->mutable_timing(), [this, request, response](double* flops) {
-        return RunAttend(*request, limits_, engine_, response, flops);
-      });
-}
-
-grpc::Status AttentionService::ComputeAttend(grpc::CallbackServerContext* context,
-                                             const RequestTrace& trace,
-                                             const pb::AttendRequest& request,
-                                             pb::AttendResponse* response, absl::Time received) {
-  const absl::Time started = absl::Now();
-  double flops = 0;
-  grpc::Status status = CheckStillWanted(context);
-  if (status.ok()) status = ToGrpcStatus(RunAttend(request, limits_, engine_, response, &flops));
-  const int64_t queue_us = absl::ToInt64Microseconds(started - received);
-  const int64_t compute_us = absl::ToInt64Microseconds(absl::Now() - started);
-  if (status.ok()) {
-    response->mutable_timing()->set_queue_us(queue_us);
-    response->mutable_timing()->set_compute_us(compute_us);
-  }
-  Report(context->peer(), "AttendStream", trace, DescribeAttendRequest(request), status, received,
-         queue_us, compute_us, flops, request, response);
-  return status;
+      GrpcJob(context, "Attend", [request] { return DescribeAttendRequest(*request); }, *request,
+              response, response->mutable_timing(),
+              EstimateAttendBytes(*request, executor_.intra_op_threads()),
+              [this, request, response](CallContext* call) {
+                return RunAttend(*request, limits_, engine_, response, call);
+              }),
+      context);
 }
 
 grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService::AttendStream(
@@ -203,7 +225,20 @@ grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService
       [this, trace = StartTrace(context)](grpc::CallbackServerContext* call,
                                           const pb::AttendRequest& request,
                                           pb::AttendResponse* response, absl::Time received) {
-        return ComputeAttend(call, trace, request, response, received);
+        Job job{.method = "AttendStream",
+                .peer = call->peer(),
+                .trace = trace,
+                .describe = [&request] { return DescribeAttendRequest(request); },
+                .request = &request,
+                .response = response,
+                .timing = response->mutable_timing(),
+                .working_bytes = EstimateAttendBytes(request, executor_.intra_op_threads()),
+                .deadline = absl::FromChrono(call->deadline()),
+                .cancelled = [call] { return call->IsCancelled(); },
+                .work = [this, &request, response](CallContext* compute) {
+                  return RunAttend(request, limits_, engine_, response, compute);
+                }};
+        return RunNow(job, received);
       });
 }
 
@@ -211,18 +246,21 @@ grpc::ServerUnaryReactor* AttentionService::MultiHeadAttend(
     grpc::CallbackServerContext* context, const pb::MultiHeadAttendRequest* request,
     pb::AttendResponse* response) {
   return RunOnWorker(
-      context, "MultiHeadAttend", [request] { return DescribeMultiHeadRequest(*request); },
-      *request, response, response->mutable_timing(), [this, request, response](double* flops) {
-        return RunMultiHeadAttend(*request, limits_, layer_, registry_, response, flops);
-      });
+      GrpcJob(context, "MultiHeadAttend", [request] { return DescribeMultiHeadRequest(*request); },
+              *request, response, response->mutable_timing(),
+              EstimateMultiHeadBytes(*request, registry_, executor_.intra_op_threads()),
+              [this, request, response](CallContext* call) {
+                return RunMultiHeadAttend(*request, limits_, layer_, registry_, response, call);
+              }),
+      context);
 }
 
 grpc::ServerUnaryReactor* AttentionService::PutWeights(grpc::CallbackServerContext* context,
                                                        const pb::PutWeightsRequest* request,
                                                        pb::WeightsInfo* response) {
-  return RunOnWorker(
+  return RunOnWorker(GrpcJob(
       context, "PutWeights", [request] { return absl::StrCat("name=", request->name()); },
-      *request, response, nullptr, [this, request, response](double*) -> absl::Status {
+      *request, response, nullptr, 0, [this, request, response](CallContext*) -> absl::Status {
         if (absl::Status s = WeightRegistry::CheckName("name", request->name()); !s.ok()) return s;
         if (!request->has_weights()) {
           return absl::InvalidArgumentError("weights is not set");
@@ -233,7 +271,7 @@ grpc::ServerUnaryReactor* AttentionService::PutWeights(grpc::CallbackServerConte
         if (absl::Status s = registry_.Put(request->name(), *weights); !s.ok()) return s;
         FillWeightsInfo(request->name(), **weights, response);
         return absl::OkStatus();
-      });
+      }), context);
 }
 
 grpc::ServerUnaryReactor* AttentionService::ListWeights(grpc::CallbackServerContext* context,

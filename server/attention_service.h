@@ -6,12 +6,14 @@
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "attention/v1/attention.grpc.pb.h"
 #include "server/call_gate.h"
+#include "server/memory_budget.h"
 #include "server/request_fields.h"
 #include "server/request_id.h"
 #include "src/attention_engine.h"
@@ -23,8 +25,17 @@ namespace attn {
 
 class AttentionService final : public attention::v1::AttentionService::CallbackService {
  public:
+  // Admission: at most `max_inflight` computing + `max_queue` waiting (0 = unlimited), and
+  // `memory_budget_bytes` of estimated working memory at once (0 = unlimited).
+  struct Admission {
+    int64_t max_inflight = 0;
+    int64_t max_queue = 0;
+    int64_t memory_budget_bytes = 0;
+  };
+
   AttentionService(const AttentionEngine& engine, const MultiHeadAttention& layer,
-                   WeightRegistry& registry, Executor& executor, AttendLimits limits);
+                   WeightRegistry& registry, Executor& executor, AttendLimits limits,
+                   Admission admission);
 
   grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* context,
                                    const attention::v1::AttendRequest* request,
@@ -61,28 +72,38 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
   const CallGate& gate() const { return gate_; }
 
  private:
-  // A worker's part of a call: its status; it may add the FLOPs it computed.
-  using Work = absl::AnyInvocable<absl::Status(double* flops)>;
+  // A worker's part of a call: its status; `call` says when to stop and takes the FLOPs.
+  using Work = absl::AnyInvocable<absl::Status(CallContext* call)>;
 
-  // Runs `work` on a worker unless draining, cancelled or past its deadline; logs one line
-  // (method, request id, `describe()`, code, queue/compute us, peer), records metrics, fills
-  // `timing` when set, and finishes. The request id goes back in the trailing metadata.
-  grpc::ServerUnaryReactor* RunOnWorker(grpc::CallbackServerContext* context,
-                                        const char* method,
-                                        absl::AnyInvocable<std::string() const> describe,
-                                        const google::protobuf::Message& request,
-                                        const google::protobuf::Message* response,
-                                        attention::v1::Timing* timing, Work work);
+  // Everything the shared path needs about one call.
+  struct Job {
+    const char* method = "";
+    std::string peer;
+    RequestTrace trace;
+    absl::AnyInvocable<std::string() const> describe;
+    const google::protobuf::Message* request = nullptr;
+    const google::protobuf::Message* response = nullptr;
+    attention::v1::Timing* timing = nullptr;  // filled on success when set
+    int64_t working_bytes = 0;                // reserved from the memory budget
+    absl::Time deadline = absl::InfiniteFuture();
+    std::function<bool()> cancelled;          // may be empty
+    Work work;
+  };
 
-  grpc::Status RunBlocking(const char* method, const std::string& description,
-                           const RequestTrace& trace, const std::string& peer,
-                           const google::protobuf::Message& request,
-                           const google::protobuf::Message* response, Work work);
-
-  // One AttendStream message: its computation, timing, log line and metrics.
-  grpc::Status ComputeAttend(grpc::CallbackServerContext* context, const RequestTrace& trace,
-                             const attention::v1::AttendRequest& request,
-                             attention::v1::AttendResponse* response, absl::Time received);
+  // A Job for a gRPC call (its peer, deadline, cancellation, request id).
+  Job GrpcJob(grpc::CallbackServerContext* context, const char* method,
+              absl::AnyInvocable<std::string() const> describe,
+              const google::protobuf::Message& request, const google::protobuf::Message* response,
+              attention::v1::Timing* timing, int64_t working_bytes, Work work);
+  // On the calling worker: refuses a call no longer wanted, reserves its working memory, runs
+  // it (stoppable between chunks), fills timing, logs and records metrics; returns its status.
+  grpc::Status RunNow(Job& job, absl::Time received);
+  // Admits `job` (or refuses it at once), runs it on a worker and then calls `finish`.
+  void Execute(Job job, absl::AnyInvocable<void(const grpc::Status&) &&> finish);
+  // Execute for a unary gRPC call, finishing its reactor.
+  grpc::ServerUnaryReactor* RunOnWorker(Job job, grpc::CallbackServerContext* context);
+  // Execute, waiting for the result (HTTP threads).
+  grpc::Status RunBlocking(Job job);
 
   const AttentionEngine& engine_;
   const MultiHeadAttention& layer_;
@@ -90,6 +111,7 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
   Executor& executor_;
   const AttendLimits limits_;
   CallGate gate_;
+  MemoryBudget budget_;
 };
 
 }  // namespace attn

@@ -3,16 +3,27 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace attn {
 
-bool CallGate::Admit() {
+CallGate::CallGate(int64_t max_inflight, int64_t max_queue)
+    : max_inflight_(max_inflight), max_queue_(max_queue) {}
+
+absl::Status CallGate::Admit() {
   absl::MutexLock lock(&mu_);
   last_arrival_ = absl::Now();
-  if (draining_) return false;
+  if (draining_) {
+    return absl::UnavailableError("the server is shutting down; retry on another replica");
+  }
+  if (max_inflight_ > 0 && running_ >= max_inflight_ + max_queue_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server is full: ", running_, " requests admitted, the limit is ", max_inflight_,
+        " computing (--max_inflight) + ", max_queue_, " waiting (--max_queue); retry later"));
+  }
   ++running_;
-  return true;
+  return absl::OkStatus();
 }
 
 void CallGate::Release() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -22,8 +23,12 @@ class Drainable {
 
 class CallGate {
  public:
-  // Counts one computation as running unless draining; false = refuse it (UNAVAILABLE).
-  bool Admit();
+  // At most `max_inflight` computing plus `max_queue` waiting for a worker (0 = no limit).
+  CallGate(int64_t max_inflight, int64_t max_queue);
+
+  // Counts one computation as admitted, or refuses it: UNAVAILABLE while draining,
+  // RESOURCE_EXHAUSTED (with the numbers) when the limits are reached.
+  absl::Status Admit();
   // Ends a computation that Admit counted.
   void Release();
 
@@ -44,6 +49,8 @@ class CallGate {
   int64_t running() const;
 
  private:
+  const int64_t max_inflight_;
+  const int64_t max_queue_;
   mutable absl::Mutex mu_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -33,6 +33,16 @@ ABSL_FLAG(std::string, metrics_address, "0.0.0.0:9090",
           "/v1/multi_head_attend); empty disables; port 0 picks a free one");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "if set, the bound HTTP port is written to this file once serving");
+ABSL_FLAG(int64_t, max_inflight, 0,
+          "requests computing at once; 0 = --workers. Past max_inflight + max_queue admitted "
+          "requests, new ones get RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(int64_t, max_queue, 64, "requests admitted to wait for a worker");
+ABSL_FLAG(int64_t, memory_budget_bytes, 0,
+          "estimated working memory of the requests computing at once; a request that does not "
+          "fit waits until its deadline, one that never could is refused; 0 = no budget");
+ABSL_FLAG(int, keepalive_time_s, 60, "ping a connection after this many idle seconds");
+ABSL_FLAG(int, keepalive_timeout_s, 20, "close a connection whose ping is not acked in time");
+ABSL_FLAG(int, max_concurrent_streams, 128, "concurrent calls per HTTP/2 connection");
 ABSL_FLAG(std::string, weights_dir, "",
           "directory whose *.safetensors files are loaded at start-up as named weights");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
@@ -93,6 +103,18 @@ int main(int argc, char** argv) {
   if (options.max_weights_bytes < 0) return Fail("--max_weights_bytes must be >= 0");
   options.weights_dir = absl::GetFlag(FLAGS_weights_dir);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
+  options.max_queue = absl::GetFlag(FLAGS_max_queue);
+  options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
+  options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
+  options.keepalive_timeout_s = absl::GetFlag(FLAGS_keepalive_timeout_s);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  if (options.max_inflight < 0 || options.max_queue < 0 || options.memory_budget_bytes < 0 ||
+      options.keepalive_time_s < 1 || options.keepalive_timeout_s < 1 ||
+      options.max_concurrent_streams < 1) {
+    return Fail("--max_inflight, --max_queue and --memory_budget_bytes must be >= 0; "
+                "--keepalive_time_s, --keepalive_timeout_s and --max_concurrent_streams >= 1");
+  }
   const double grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   if (!(grace_s >= 0)) return Fail("--shutdown_grace_s must be >= 0");
 

@@ -58,6 +58,52 @@ absl::Status CheckIntermediate(const std::string& what, int64_t rows, int64_t co
 
 }  // namespace
 
+int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
+                               const WeightRegistry& registry, int threads) {
+  const auto& x = request.input().shape();
+  if (x.size() != 3) return 0;
+  const int64_t b = x[0], sq = x[1];
+  const int64_t sk = request.context().shape_size() == 3 ? request.context().shape(1) : sq;
+  int64_t bytes = 0, heads = 0, d = 0, dv = 0, nkv = 0, d_out = 0;
+  if (request.has_weights()) {
+    const pb::Weights& w = request.weights();
+    // decoded and packed copies of every weight tensor
+    for (const pb::Tensor* t : {&w.w_q(), &w.w_k(), &w.w_v(), &w.w_o(), &w.b_q(), &w.b_k(),
+                                &w.b_v(), &w.b_o()}) {
+      int64_t count = 1;
+      for (int64_t dim : t->shape()) count = SaturatingProduct({count, dim});
+      bytes = SaturatingSum(bytes, SaturatingProduct({count, 8}));
+    }
+    if (w.w_q().shape_size() != 2 || w.w_k().shape_size() != 2 || w.w_v().shape_size() != 2 ||
+        w.num_heads() < 1) {
+      return bytes;
+    }
+    heads = w.num_heads();
+    const int64_t kv_heads = w.num_kv_heads() > 0 ? w.num_kv_heads() : heads;
+    d = w.w_q().shape(1) / heads;
+    dv = w.w_v().shape(1) / kv_heads;
+    nkv = w.w_k().shape(1) + w.w_v().shape(1);
+    d_out = w.w_o().shape_size() == 2 ? w.w_o().shape(1) : heads * dv;
+  } else {
+    absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> named =
+        registry.Get(request.weights_name());
+    if (!named.ok()) return 0;
+    const MultiHeadDims& md = (*named)->dims();
+    heads = md.num_heads;
+    d = md.head_dim;
+    dv = md.value_dim;
+    nkv = md.key_value_width();
+    d_out = md.d_out;
+  }
+  // projections, concatenation, pre-norm sum and output
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, sq, heads * d + nkv, 4}));
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, sk, nkv, 4}));
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, sq, heads * dv + 3 * d_out, 4}));
+  // per-head maps (both kinds at most) and the engine's scratch
+  bytes = SaturatingSum(bytes, SaturatingProduct({2, b, heads, sq, sk, 4}));
+  return SaturatingSum(bytes, EngineScratchBytes(sq, sk, threads));
+}
+
 std::string DescribeMultiHeadRequest(const pb::MultiHeadAttendRequest& request) {
   return absl::StrCat(
       "input=", ShapeString(ShapeOf(request.input())),
@@ -73,7 +119,7 @@ std::string DescribeMultiHeadRequest(const pb::MultiHeadAttendRequest& request) 
 absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
                                 const AttendLimits& limits, const MultiHeadAttention& layer,
                                 const WeightRegistry& registry, pb::AttendResponse* response,
-                                double* flops) {
+                                CallContext* call) {
   absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> weights =
       ResolveWeights(request, limits.max_elements, registry);
   if (!weights.ok()) return weights.status();
@@ -169,9 +215,11 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
   in.mask = mask.spec;
   MultiHeadOutputs out{.output = writer.output(), .probabilities = writer.probabilities(),
                        .scores = writer.scores(), .average_heads = request.average_heads()};
-  if (absl::Status s = layer.Run(in, out); !s.ok()) return s;
+  if (absl::Status s = layer.Run(in, out, call != nullptr ? call->stop : StopCheck()); !s.ok()) {
+    return s;
+  }
   writer.Finish();
-  if (flops != nullptr) *flops += AttentionFlops(heads);
+  if (call != nullptr) call->flops += AttentionFlops(heads);
   return absl::OkStatus();
 }
 

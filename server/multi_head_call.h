@@ -19,11 +19,19 @@ namespace attn {
 std::string DescribeMultiHeadRequest(const attention::v1::MultiHeadAttendRequest& request);
 
 // INVALID_ARGUMENT / NOT_FOUND / RESOURCE_EXHAUSTED / UNIMPLEMENTED name the field and numbers.
-// Adds the attention's floating-point operations (not the projections') to `*flops` when set.
+// `call` (when set) may stop it between chunks and gets the attention's FLOPs (not the
+// projections').
 absl::Status RunMultiHeadAttend(const attention::v1::MultiHeadAttendRequest& request,
                                 const AttendLimits& limits, const MultiHeadAttention& layer,
                                 const WeightRegistry& registry,
-                                attention::v1::AttendResponse* response, double* flops = nullptr);
+                                attention::v1::AttendResponse* response,
+                                CallContext* call = nullptr);
+
+// Working memory the request would need (inline weights, input/context in f32, projections,
+// concatenation, maps, output), from its shapes alone (named weights count as their
+// activations only); 0 when malformed.
+int64_t EstimateMultiHeadBytes(const attention::v1::MultiHeadAttendRequest& request,
+                               const WeightRegistry& registry, int threads);
 
 }  // namespace attn
 

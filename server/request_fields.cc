@@ -1,6 +1,7 @@
 // Request fields shared by Attend and MultiHeadAttend (see request_fields.h).
 #include "server/request_fields.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -123,6 +124,22 @@ absl::Status DecodeMask(const pb::Mask& mask, const AttentionDims& dims, int64_t
     out.spec.bias_strides = *strides;
   }
   return absl::OkStatus();
+}
+
+int64_t SaturatingProduct(std::initializer_list<int64_t> factors) {
+  int64_t product = 1;
+  for (int64_t f : factors) {
+    if (f < 0) return 0;
+    if (f != 0 && product > INT64_MAX / f) return INT64_MAX;
+    product *= f;
+  }
+  return product;
+}
+
+int64_t SaturatingSum(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+
+int64_t EngineScratchBytes(int64_t rows_per_group, int64_t kv_len, int threads) {
+  return SaturatingProduct({std::min<int64_t>(128, rows_per_group), kv_len, 4 * 2, threads});
 }
 
 double AttentionFlops(const AttentionDims& d) {

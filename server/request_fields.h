@@ -6,6 +6,7 @@
 #define ATTNSERVE_SERVER_REQUEST_FIELDS_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
 
@@ -16,6 +17,12 @@
 #include "src/dtype.h"
 
 namespace attn {
+
+// Per-call plumbing between the service and a computation.
+struct CallContext {
+  StopCheck stop;    // asked between chunks; non-OK stops the computation with that status
+  double flops = 0;  // floating-point operations of the attention, added by the computation
+};
 
 struct AttendLimits {
   int64_t max_elements = 0;       // cap on any single tensor, including the maps produced
@@ -48,6 +55,15 @@ struct DecodedMask {
 // Checks and decodes `mask` over the scores of `dims` ("mask.*" in messages).
 absl::Status DecodeMask(const attention::v1::Mask& mask, const AttentionDims& dims,
                         int64_t max_elements, DecodedMask& out);
+
+// Product of `factors`, saturating at INT64_MAX; 0 when any factor is < 0.
+int64_t SaturatingProduct(std::initializer_list<int64_t> factors);
+// a + b, saturating at INT64_MAX.
+int64_t SaturatingSum(int64_t a, int64_t b);
+
+// The engine's scratch for one call: per thread, a block of up to 128 query rows x Sk for the
+// mask tile and the scores, in f32.
+int64_t EngineScratchBytes(int64_t rows_per_group, int64_t kv_len, int threads);
 
 // 2 * B * H * Sq * Sk * (D + Dv): the multiply-adds of Q K^T and P V.
 double AttentionFlops(const AttentionDims& dims);

@@ -30,7 +30,10 @@ AttentionServer::AttentionServer(const ServerOptions& options)
       registry_(options.max_weights_bytes),
       service_(engine_, layer_, registry_, executor_,
                {.max_elements = options.max_elements,
-                .max_message_bytes = options.max_message_bytes}) {}
+                .max_message_bytes = options.max_message_bytes},
+               {.max_inflight = options.max_inflight > 0 ? options.max_inflight : options.workers,
+                .max_queue = options.max_queue,
+                .memory_budget_bytes = options.memory_budget_bytes}) {}
 
 AttentionServer::~AttentionServer() { Shutdown(absl::ZeroDuration()); }
 
@@ -48,6 +51,12 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
   const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_bytes);
+  // Keepalive: ping idle connections, drop dead ones; accept clients' pings every 10 s or more.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time_s * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout_s * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(&server->service_);
   server->server_ = builder.BuildAndStart();

@@ -31,6 +31,12 @@ struct ServerOptions {
   int64_t max_weights_bytes = int64_t{1} << 30;  // cap on the weights the registry holds
   std::string weights_dir;                       // *.safetensors loaded at start-up; "" = none
   std::string metrics_address;                   // HTTP: /metrics, health, JSON; "" = none
+  int64_t max_inflight = 0;                      // requests computing; 0 = workers
+  int64_t max_queue = 64;                        // requests waiting for a worker
+  int64_t memory_budget_bytes = 0;               // estimated working memory at once; 0 = none
+  int keepalive_time_s = 60;                     // server pings an idle connection this often
+  int keepalive_timeout_s = 20;                  // and closes it when no ack comes in time
+  int max_concurrent_streams = 128;              // per connection
 };
 
 class AttentionServer {

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -192,9 +193,15 @@ class PieceRunner {
 class FirstError {
  public:
   void Record(const dnnl::error& e) {
-    absl::MutexLock lock(&mu_);
-    if (status_.ok()) status_ = absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+    Record(absl::InternalError(absl::StrCat("oneDNN: ", e.what())));
   }
+  void Record(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    if (status_.ok()) status_ = std::move(status);
+    failed_.store(true, std::memory_order_relaxed);
+  }
+  // True once anything was recorded: the remaining pieces are skipped.
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
   absl::Status Take() {
     absl::MutexLock lock(&mu_);
     return status_;
@@ -203,15 +210,26 @@ class FirstError {
  private:
   absl::Mutex mu_;
   absl::Status status_;
+  std::atomic<bool> failed_{false};
 };
+
+// Whether piece work should go on: no earlier failure, and `stop` (if any) says OK.
+bool KeepGoing(const StopCheck& stop, FirstError& error) {
+  if (error.failed()) return false;
+  if (!stop) return true;
+  absl::Status status = stop();
+  if (status.ok()) return true;
+  error.Record(std::move(status));
+  return false;
+}
 
 }  // namespace
 
 AttentionEngine::AttentionEngine(Options options)
     : cache_(options.primitive_cache_capacity), engine_(dnnl::engine::kind::cpu, 0) {}
 
-absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
-                                  const AttentionOutputs& outputs) const {
+absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
+                                  const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
   const Layout layout(inputs, outputs);
   const int64_t rows_per_unit = layout.rows_per_unit;
@@ -239,6 +257,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
         PieceRunner runner(inputs, outputs, layout, cache_, engine_);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < pieces; ++p) {
+          if (!KeepGoing(stop, error)) continue;
           try {
             runner.Run(piece_at(p));
           } catch (const dnnl::error& e) {
@@ -253,7 +272,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs,
     // Few pieces: run them in turn and let each primitive use every thread.
     try {
       PieceRunner runner(inputs, outputs, layout, cache_, engine_);
-      for (int64_t p = 0; p < pieces; ++p) runner.Run(piece_at(p));
+      for (int64_t p = 0; p < pieces && KeepGoing(stop, error); ++p) runner.Run(piece_at(p));
     } catch (const dnnl::error& e) {
       error.Record(e);
     }

@@ -24,8 +24,12 @@ class AttentionEngine {
   explicit AttentionEngine(Options options);
 
   // Computes `outputs` from `inputs`, whose shapes and mask were already validated
-  // (attention_shapes.h). Errors only when oneDNN fails.
-  absl::Status Run(const AttentionInputs& inputs, const AttentionOutputs& outputs) const;
+  // (attention_shapes.h). `stop` (when set) is asked before each piece of work (at most 128
+  // query rows of one head group): a non-OK answer skips the rest and is returned (e.g. the call
+  // was cancelled or its deadline passed); the outputs are then incomplete. Otherwise errors
+  // only when oneDNN fails.
+  absl::Status Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
+                   const StopCheck& stop = {}) const;
 
   const PrimitiveCache& primitive_cache() const { return cache_; }
 

@@ -5,7 +5,10 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <span>
+
+#include "absl/status/status.h"
 
 namespace attn {
 
@@ -81,6 +84,10 @@ struct AttentionOutputs {
   float* scores = nullptr;  // scaled + bias, -inf where forbidden
   OperandStrides output_strides;
 };
+
+// Asked between chunks of a long computation: OK to go on, anything else to stop with that status.
+// Must be thread-safe (several OpenMP threads may ask at once).
+using StopCheck = std::function<absl::Status()>;
 
 }  // namespace attn
 

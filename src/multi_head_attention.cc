@@ -26,8 +26,9 @@ MultiHeadAttention::MultiHeadAttention(const AttentionEngine& engine,
                                        size_t primitive_cache_capacity)
     : engine_(engine), dense_(primitive_cache_capacity) {}
 
-absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in,
-                                     const MultiHeadOutputs& out) const {
+absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in, const MultiHeadOutputs& out,
+                                     const StopCheck& stop) const {
+  auto stopped = [&stop]() { return stop ? stop() : absl::OkStatus(); };
   const MultiHeadWeights& w = *in.weights;
   const MultiHeadDims& md = w.dims();
   const int64_t batch = in.batch, q_len = in.q_len, kv_len = in.kv_len;
@@ -72,6 +73,7 @@ absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in,
     q_stride = nq;
     kv_stride = nkv;
   }
+  if (absl::Status s = stopped(); !s.ok()) return s;
   k = self_attention && w.fused_qkv() ? q + nq : projected.data() + batch * q_len * nq;
   v = k + nk;
 
@@ -113,7 +115,7 @@ absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in,
     heads_out.probabilities = out.probabilities;
     heads_out.scores = out.scores;
   }
-  if (absl::Status s = engine_.Run(heads_in, heads_out); !s.ok()) return s;
+  if (absl::Status s = engine_.Run(heads_in, heads_out, stop); !s.ok()) return s;
   if (!all_probabilities.empty()) {
     AverageOverHeads(all_probabilities, batch, md.num_heads, map_per_head, out.probabilities);
   }

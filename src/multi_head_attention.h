@@ -44,8 +44,11 @@ class MultiHeadAttention {
   // `engine` must outlive this object.
   MultiHeadAttention(const AttentionEngine& engine, size_t primitive_cache_capacity);
 
-  // Computes `outputs`; shapes were validated by the caller. Errors only when oneDNN fails.
-  absl::Status Run(const MultiHeadInputs& inputs, const MultiHeadOutputs& outputs) const;
+  // Computes `outputs`; shapes were validated by the caller. `stop` is asked between the
+  // projections and inside the attention (see AttentionEngine::Run); its non-OK answer is
+  // returned. Otherwise errors only when oneDNN fails.
+  absl::Status Run(const MultiHeadInputs& inputs, const MultiHeadOutputs& outputs,
+                   const StopCheck& stop = {}) const;
 
   const DenseLayers& dense_layers() const { return dense_; }
 

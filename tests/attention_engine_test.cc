@@ -7,6 +7,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <string>
@@ -331,6 +332,30 @@ TEST(AttentionEngineConcurrencyTest, ConcurrentRunsMatchSerialRuns) {
   for (const Outputs& r : results) {
     EXPECT_EQ(r.output, serial.output);
     EXPECT_EQ(r.probabilities, serial.probabilities);
+  }
+}
+
+// A stop check that turns non-OK ends the run between pieces with its status; an OK one changes
+// nothing.
+TEST(AttentionEngineStopTest, StopsBetweenPiecesWithTheCheckStatus) {
+  AttentionEngine engine({.primitive_cache_capacity = 16});
+  const Case c{.dims = Dims(4, 8, 8, 256, 64, 16, 16)};  // 4 * 8 * 2 = 64 pieces
+  const Problem problem(c, 9);
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::atomic<int> asked{0};
+    Outputs got(c.dims);
+    const absl::Status status =
+        engine.Run(problem.Inputs(), got.View(false, false), [&asked]() -> absl::Status {
+          return ++asked > 3 ? absl::CancelledError("stop here") : absl::OkStatus();
+        });
+    EXPECT_EQ(status.code(), absl::StatusCode::kCancelled);
+    EXPECT_EQ(status.message(), "stop here");
+    EXPECT_LT(asked.load(), 64);  // the remaining pieces were skipped, not asked one by one
+    Outputs all(c.dims);
+    ASSERT_TRUE(engine.Run(problem.Inputs(), all.View(false, false),
+                           [] { return absl::OkStatus(); }).ok());
+    ExpectClose(all.output, ReferenceAttention(problem.Inputs()).output, "output");
   }
 }
 
