@@ -28,6 +28,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A stream refused before it starts (e.g. UNAUTHENTICATED).
+class RefusedStream : public grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // One finished call: its log line (with the request id and any traceparent) and its metrics.
 void Report(const std::string& peer, const char* method, const RequestTrace& trace,
             const std::string& description, const grpc::Status& status, absl::Time received,
@@ -113,7 +120,9 @@ grpc::Status AttentionService::RunNow(Job& job, absl::Time received) {
 
 void AttentionService::Execute(Job job, absl::AnyInvocable<void(const grpc::Status&) &&> finish) {
   const absl::Time received = absl::Now();
-  if (absl::Status admitted = gate_.Admit(); !admitted.ok()) {
+  absl::Status admitted = job.authorized;
+  if (admitted.ok()) admitted = gate_.Admit();
+  if (!admitted.ok()) {
     const grpc::Status refused = ToGrpcStatus(admitted);
     Report(job.peer, job.method, job.trace, job.describe(), refused, received, 0, 0, 0,
            *job.request, nullptr);
@@ -144,6 +153,7 @@ AttentionService::Job AttentionService::GrpcJob(grpc::CallbackServerContext* con
              .working_bytes = working_bytes,
              .deadline = absl::FromChrono(context->deadline()),
              .cancelled = [context] { return context->IsCancelled(); },
+             .authorized = Authorize(context),
              .work = std::move(work)};
 }
 
@@ -165,7 +175,20 @@ grpc::Status AttentionService::RunBlocking(Job job) {
   return result;
 }
 
+absl::Status AttentionService::Authorize(const std::optional<std::string>& authorization) const {
+  return auth_ == nullptr ? absl::OkStatus() : auth_->Check(authorization);
+}
+
+absl::Status AttentionService::Authorize(grpc::CallbackServerContext* context) const {
+  if (auth_ == nullptr) return absl::OkStatus();
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return auth_->Check(std::nullopt);
+  return auth_->Check(std::string(it->second.data(), it->second.size()));
+}
+
 grpc::Status AttentionService::AttendBlocking(const RequestTrace& trace, const std::string& peer,
+                                              const std::optional<std::string>& authorization,
                                               const pb::AttendRequest& request,
                                               pb::AttendResponse* response) {
   return RunBlocking(Job{
@@ -179,6 +202,7 @@ grpc::Status AttentionService::AttendBlocking(const RequestTrace& trace, const s
       .working_bytes = EstimateAttendBytes(request, executor_.intra_op_threads()),
       .deadline = absl::InfiniteFuture(),
       .cancelled = {},
+      .authorized = Authorize(authorization),
       .work = [this, &request, response](CallContext* call) {
         return RunAttend(request, limits_, engine_, response, call);
       }});
@@ -186,6 +210,7 @@ grpc::Status AttentionService::AttendBlocking(const RequestTrace& trace, const s
 
 grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace,
                                                        const std::string& peer,
+                                                       const std::optional<std::string>& authorization,
                                                        const pb::MultiHeadAttendRequest& request,
                                                        pb::AttendResponse* response) {
   return RunBlocking(Job{
@@ -200,6 +225,7 @@ grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace
           EstimateMultiHeadBytes(request, registry_, executor_.intra_op_threads()),
       .deadline = absl::InfiniteFuture(),
       .cancelled = {},
+      .authorized = Authorize(authorization),
       .work = [this, &request, response](CallContext* call) {
         return RunMultiHeadAttend(request, limits_, layer_, registry_, response, call);
       }});
@@ -220,6 +246,9 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
 
 grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService::AttendStream(
     grpc::CallbackServerContext* context) {
+  if (absl::Status authorized = Authorize(context); !authorized.ok()) {
+    return new RefusedStream(ToGrpcStatus(authorized));
+  }
   return new ::attn::AttendStream(
       context, gate_, executor_,
       [this, trace = StartTrace(context)](grpc::CallbackServerContext* call,
@@ -235,6 +264,7 @@ grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService
                 .working_bytes = EstimateAttendBytes(request, executor_.intra_op_threads()),
                 .deadline = absl::FromChrono(call->deadline()),
                 .cancelled = [call] { return call->IsCancelled(); },
+                .authorized = absl::OkStatus(),  // the stream was authorized when it opened
                 .work = [this, &request, response](CallContext* compute) {
                   return RunAttend(request, limits_, engine_, response, compute);
                 }};
@@ -279,12 +309,14 @@ grpc::ServerUnaryReactor* AttentionService::ListWeights(grpc::CallbackServerCont
                                                         pb::ListWeightsResponse* response) {
   const absl::Time received = absl::Now();
   const RequestTrace trace = StartTrace(context);
-  for (const auto& [name, weights] : registry_.List()) {
-    FillWeightsInfo(name, *weights, response->add_weights());
+  const grpc::Status status = ToGrpcStatus(Authorize(context));
+  if (status.ok()) {
+    for (const auto& [name, weights] : registry_.List()) {
+      FillWeightsInfo(name, *weights, response->add_weights());
+    }
   }
-  Report(context->peer(), "ListWeights", trace, "", grpc::Status::OK, received, 0, 0, 0, *request,
-         response);
-  return FinishNow(context, grpc::Status::OK);
+  Report(context->peer(), "ListWeights", trace, "", status, received, 0, 0, 0, *request, response);
+  return FinishNow(context, status);
 }
 
 grpc::ServerUnaryReactor* AttentionService::DeleteWeights(grpc::CallbackServerContext* context,
@@ -292,7 +324,9 @@ grpc::ServerUnaryReactor* AttentionService::DeleteWeights(grpc::CallbackServerCo
                                                           pb::DeleteWeightsResponse*) {
   const absl::Time received = absl::Now();
   const RequestTrace trace = StartTrace(context);
-  const grpc::Status status = ToGrpcStatus(registry_.Delete(request->name()));
+  absl::Status deleted = Authorize(context);
+  if (deleted.ok()) deleted = registry_.Delete(request->name());
+  const grpc::Status status = ToGrpcStatus(deleted);
   Report(context->peer(), "DeleteWeights", trace, absl::StrCat("name=", request->name()), status,
          received, 0, 0, 0, *request, nullptr);
   return FinishNow(context, status);
@@ -301,6 +335,9 @@ grpc::ServerUnaryReactor* AttentionService::DeleteWeights(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerContext* context,
                                                           const pb::GetServerInfoRequest*,
                                                           pb::ServerInfo* response) {
+  if (absl::Status authorized = Authorize(context); !authorized.ok()) {
+    return FinishNow(context, ToGrpcStatus(authorized));
+  }
   response->set_version(ATTNSERVE_VERSION);
   response->set_onednn_version(AttentionEngine::OneDnnVersion());
   response->set_onednn_isa(AttentionEngine::OneDnnIsa());

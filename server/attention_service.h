@@ -7,11 +7,13 @@
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
 #include "attention/v1/attention.grpc.pb.h"
+#include "server/auth_tokens.h"
 #include "server/call_gate.h"
 #include "server/memory_budget.h"
 #include "server/request_fields.h"
@@ -60,12 +62,19 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
 
   // The same computations for the HTTP/JSON gateway: run on a worker while the caller waits
   // (never on a gRPC thread), with the same admission, log line and metrics.
+  // `authorization` is the caller's Authorization header, checked like the gRPC metadata.
   grpc::Status AttendBlocking(const RequestTrace& trace, const std::string& peer,
+                              const std::optional<std::string>& authorization,
                               const attention::v1::AttendRequest& request,
                               attention::v1::AttendResponse* response);
   grpc::Status MultiHeadAttendBlocking(const RequestTrace& trace, const std::string& peer,
+                                       const std::optional<std::string>& authorization,
                                        const attention::v1::MultiHeadAttendRequest& request,
                                        attention::v1::AttendResponse* response);
+
+  // From now on every call of this service (not health, not reflection) must carry a bearer
+  // token `auth` accepts. Call before the server starts; `auth` must outlive the service.
+  void RequireTokens(const AuthTokens* auth) { auth_ = auth; }
 
   // Admission around a graceful drain (see call_gate.h).
   CallGate& gate() { return gate_; }
@@ -87,8 +96,13 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
     int64_t working_bytes = 0;                // reserved from the memory budget
     absl::Time deadline = absl::InfiniteFuture();
     std::function<bool()> cancelled;          // may be empty
+    absl::Status authorized;                  // not OK: refused with this status
     Work work;
   };
+
+  // OK, or UNAUTHENTICATED when tokens are required and `authorization` has none of them.
+  absl::Status Authorize(const std::optional<std::string>& authorization) const;
+  absl::Status Authorize(grpc::CallbackServerContext* context) const;
 
   // A Job for a gRPC call (its peer, deadline, cancellation, request id).
   Job GrpcJob(grpc::CallbackServerContext* context, const char* method,
@@ -112,6 +126,7 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
   const AttendLimits limits_;
   CallGate gate_;
   MemoryBudget budget_;
+  const AuthTokens* auth_ = nullptr;
 };
 
 }  // namespace attn

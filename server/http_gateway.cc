@@ -55,8 +55,13 @@ void HandleJson(const httplib::Request& req, httplib::Response& res, Call call) 
     return;
   }
   pb::AttendResponse response;
+  const std::optional<std::string> authorization =
+      req.has_header("Authorization")
+          ? std::optional<std::string>(req.get_header_value("Authorization"))
+          : std::nullopt;
   const grpc::Status status =
-      call(trace, absl::StrCat("http:", req.remote_addr, ":", req.remote_port), request, &response);
+      call(trace, absl::StrCat("http:", req.remote_addr, ":", req.remote_port), authorization,
+           request, &response);
   std::string json;
   if (status.ok()) google::protobuf::util::MessageToJsonString(response, &json);
   Reply(res, status.error_code(), status.error_message(), json);

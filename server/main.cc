@@ -43,6 +43,13 @@ ABSL_FLAG(int64_t, memory_budget_bytes, 0,
 ABSL_FLAG(int, keepalive_time_s, 60, "ping a connection after this many idle seconds");
 ABSL_FLAG(int, keepalive_timeout_s, 20, "close a connection whose ping is not acked in time");
 ABSL_FLAG(int, max_concurrent_streams, 128, "concurrent calls per HTTP/2 connection");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: require client certificates signed by it (mutual TLS)");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "file of bearer tokens, one per line ('#' comments); calls must send "
+          "'authorization: Bearer <token>' (health checks exempt); re-read on SIGHUP");
 ABSL_FLAG(std::string, weights_dir, "",
           "directory whose *.safetensors files are loaded at start-up as named weights");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
@@ -57,13 +64,14 @@ int Fail(const std::string& message) {
   return 2;
 }
 
-// Blocks TERM and INT in this thread and every thread started after it, so that only sigwait
-// sees them.
-sigset_t BlockShutdownSignals() {
+// Blocks TERM, INT and HUP in this thread and every thread started after it, so that only
+// sigwait sees them.
+sigset_t BlockHandledSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -71,7 +79,7 @@ sigset_t BlockShutdownSignals() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const sigset_t shutdown_signals = BlockShutdownSignals();
+  const sigset_t handled_signals = BlockHandledSignals();
   absl::SetProgramUsageMessage("Serves attention.v1.AttentionService over gRPC. Flags:");
   absl::ParseCommandLine(argc, argv);
 
@@ -103,6 +111,10 @@ int main(int argc, char** argv) {
   if (options.max_weights_bytes < 0) return Fail("--max_weights_bytes must be >= 0");
   options.weights_dir = absl::GetFlag(FLAGS_weights_dir);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.tls = {.cert = absl::GetFlag(FLAGS_tls_cert),
+                 .key = absl::GetFlag(FLAGS_tls_key),
+                 .client_ca = absl::GetFlag(FLAGS_tls_client_ca)};
+  options.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   options.max_inflight = absl::GetFlag(FLAGS_max_inflight);
   options.max_queue = absl::GetFlag(FLAGS_max_queue);
   options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
@@ -144,8 +156,18 @@ int main(int argc, char** argv) {
     std::rename((path + ".tmp").c_str(), path.c_str());
   }
 
+  // SIGHUP re-reads the auth tokens (never logged); SIGTERM or SIGINT drains and stops.
   int signal_number = 0;
-  sigwait(&shutdown_signals, &signal_number);
+  while (sigwait(&handled_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    absl::StatusOr<int> tokens = (*server)->ReloadAuthTokens();
+    if (tokens.ok()) {
+      attn::LogEvent(spdlog::level::info, "auth tokens reloaded",
+                     attn::LogFields().Add("tokens", *tokens));
+    } else {
+      attn::LogEvent(spdlog::level::warn, "auth tokens not reloaded; the old ones stay",
+                     attn::LogFields().Add("reason", std::string(tokens.status().message())));
+    }
+  }
   attn::LogEvent(spdlog::level::info, "draining",
                  attn::LogFields()
                      .Add("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")

@@ -47,8 +47,17 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
     if (!loaded.ok()) return loaded.status();
   }
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  if (!options.auth_tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<AuthTokens>> auth = AuthTokens::Load(options.auth_tokens_file);
+    if (!auth.ok()) return auth.status();
+    server->auth_ = *std::move(auth);
+    server->service_.RequireTokens(server->auth_.get());
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &server->port_);
   const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
   builder.SetMaxReceiveMessageSize(max_bytes);
   // Keepalive: ping idle connections, drop dead ones; accept clients' pings every 10 s or more.
@@ -98,6 +107,11 @@ ScrapeGauges AttentionServer::Gauges() const {
           .primitive_cache_misses = attention.misses() + dense.misses(),
           .weights_count = static_cast<int64_t>(registry_.List().size()),
           .weights_bytes = registry_.bytes()};
+}
+
+absl::StatusOr<int> AttentionServer::ReloadAuthTokens() {
+  if (auth_ == nullptr) return 0;
+  return auth_->Reload();
 }
 
 void AttentionServer::Wait() {

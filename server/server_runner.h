@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/attention_service.h"
 #include "server/http_gateway.h"
+#include "server/server_credentials.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
 #include "src/multi_head_attention.h"
@@ -37,6 +38,8 @@ struct ServerOptions {
   int keepalive_time_s = 60;                     // server pings an idle connection this often
   int keepalive_timeout_s = 20;                  // and closes it when no ack comes in time
   int max_concurrent_streams = 128;              // per connection
+  TlsFiles tls;                                  // all empty = plaintext
+  std::string auth_tokens_file;                  // bearer tokens required when set
 };
 
 class AttentionServer {
@@ -56,6 +59,10 @@ class AttentionServer {
   // Blocks until Shutdown has completed.
   void Wait();
 
+  // Re-reads --auth_tokens_file (SIGHUP); returns how many tokens it holds. No-op (0) without
+  // one; a failed reload keeps the tokens in force.
+  absl::StatusOr<int> ReloadAuthTokens();
+
  private:
   explicit AttentionServer(const ServerOptions& options);
   // What /metrics samples at scrape time.
@@ -67,6 +74,7 @@ class AttentionServer {
   MultiHeadAttention layer_;
   WeightRegistry registry_;
   AttentionService service_;
+  std::unique_ptr<AuthTokens> auth_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpGateway> http_;
   int port_ = 0;
