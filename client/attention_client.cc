@@ -14,22 +14,34 @@ absl::Status ToAbslStatus(const grpc::Status& status) {
 }  // namespace
 
 AttentionClient::AttentionClient(const std::string& address, int max_message_bytes,
-                                 absl::Duration timeout)
-    : timeout_(timeout) {
+                                 absl::Duration timeout, const ClientSecurity& security)
+    : timeout_(timeout), token_(security.token) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
-  channel_ = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!security.root_ca.empty()) {
+    credentials = grpc::SslCredentials({.pem_root_certs = security.root_ca,
+                                        .pem_private_key = security.private_key,
+                                        .pem_cert_chain = security.cert_chain});
+  }
+  channel_ = grpc::CreateCustomChannel(address, credentials, args);
   stub_ = attention::v1::AttentionService::NewStub(channel_);
   health_ = grpc::health::v1::Health::NewStub(channel_);
 }
 
+std::unique_ptr<grpc::ClientContext> AttentionClient::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
+  return context;
+}
+
 template <typename Request, typename Response, typename Method>
 absl::StatusOr<Response> AttentionClient::Call(Method method, const Request& request) const {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  const std::unique_ptr<grpc::ClientContext> context = NewContext();
   Response response;
-  const grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+  const grpc::Status status = (stub_.get()->*method)(context.get(), request, &response);
   if (!status.ok()) return ToAbslStatus(status);
   return response;
 }
@@ -42,12 +54,11 @@ absl::StatusOr<attention::v1::ServerInfo> AttentionClient::GetServerInfo() const
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> AttentionClient::CheckHealth(
     const std::string& service) const {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  const std::unique_ptr<grpc::ClientContext> context = NewContext();
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
-  const grpc::Status status = health_->Check(&context, request, &response);
+  const grpc::Status status = health_->Check(context.get(), request, &response);
   if (!status.ok()) return ToAbslStatus(status);
   return response.status();
 }

@@ -16,11 +16,21 @@
 
 namespace attn {
 
+// How to reach a server that uses TLS, mutual TLS or bearer tokens (all PEM contents, not
+// paths). Empty root_ca = plaintext.
+struct ClientSecurity {
+  std::string root_ca;      // CA that signed the server's certificate
+  std::string cert_chain;   // client certificate (mutual TLS)
+  std::string private_key;  // its key
+  std::string token;        // sent as "authorization: Bearer <token>"
+};
+
 class AttentionClient {
  public:
   // `address` is host:port; messages up to `max_message_bytes` are accepted both ways.
   explicit AttentionClient(const std::string& address, int max_message_bytes = 256 << 20,
-                           absl::Duration timeout = absl::Seconds(60));
+                           absl::Duration timeout = absl::Seconds(60),
+                           const ClientSecurity& security = {});
 
   absl::StatusOr<attention::v1::ServerInfo> GetServerInfo() const;
   // The serving status of `service` ("" = the whole server).
@@ -44,6 +54,10 @@ class AttentionClient {
   std::unique_ptr<attention::v1::AttentionService::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
   absl::Duration timeout_;
+  std::string token_;
+
+  // A context with this client's deadline and token.
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
 };
 
 }  // namespace attn

@@ -41,14 +41,20 @@ void PrintTable(std::ostream& out, const std::string& title, const std::vector<f
 
 }  // namespace
 
-absl::Status RunDemo(const AttentionClient& client, std::ostream& out) {
+std::vector<std::string> DemoTokens() { return {kWords.begin(), kWords.end()}; }
+
+pb::AttendRequest DemoRequest() {
   const int64_t shape[] = {1, 1, kTokens, kDim};
   pb::AttendRequest request;
   for (pb::Tensor* t : {request.mutable_query(), request.mutable_key(), request.mutable_value()}) {
     EncodeFloatTensor(shape, kEmbeddings.data(), DType::kFloat32, false, t);
   }
   request.set_attention_maps(pb::ATTENTION_MAPS_PROBABILITIES_AND_SCORES);
-  absl::StatusOr<pb::AttendResponse> response = client.Attend(request);
+  return request;
+}
+
+absl::Status RunDemo(const AttentionClient& client, std::ostream& out) {
+  absl::StatusOr<pb::AttendResponse> response = client.Attend(DemoRequest());
   if (!response.ok()) return response.status();
 
   auto decode = [](const char* name, const pb::Tensor& t) -> absl::StatusOr<std::vector<float>> {

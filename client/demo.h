@@ -5,11 +5,18 @@
 #define ATTNSERVE_CLIENT_DEMO_H_
 
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "client/attention_client.h"
 
 namespace attn {
+
+// The demo's tokens, "I", "am", "good", and its request: Q = K = V = their embeddings
+// [1,1,3,4], with the probabilities and the scaled scores asked for.
+std::vector<std::string> DemoTokens();
+attention::v1::AttendRequest DemoRequest();
 
 absl::Status RunDemo(const AttentionClient& client, std::ostream& out);
 

@@ -1,47 +1,80 @@
 // attn-client: the command-line client of attnserve.
 //   attn-client info | health [--service S] | demo | attend --shape B,H,Sq,Sk,D [...] [--verify]
+//   attn-client attend ... --save_request=F | --save_request_json=F   (write it, call nothing)
+//   attn-client heatmap --out=F.png|F.svg [--tokens=I,am,good] [--head=N|--average] [--shape ...]
 //   attn-client mha [--batch B --tokens S --d_model M --heads H ...] [--weights_name N] [--verify]
 //   attn-client weights list | put NAME --weights_file F.safetensors | delete NAME
 // Every subcommand takes --address. Exit status 0 = success, 1 = the call or the check failed,
 // 2 = bad usage.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <optional>
+#include <span>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "client/attention_client.h"
 #include "client/demo.h"
+#include "client/heatmap.h"
 #include "client/random_multi_head.h"
 #include "client/random_request.h"
 #include "client/verify.h"
 #include "client/weights_file_proto.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/util/delimited_message_util.h"
+#include "google/protobuf/util/json_util.h"
+#include "proto/tensor_codec.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout_s, 60, "deadline of each call, seconds");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA of the server's certificate: connect over TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS; with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding a bearer token, sent as 'authorization: Bearer <token>'");
 ABSL_FLAG(std::string, service, "attention.v1.AttentionService",
           "health: the service to check (\"\" = the whole server)");
-ABSL_FLAG(std::string, shape, "1,8,128,128,64", "attend: B,H,Sq,Sk,D");
+ABSL_FLAG(std::optional<std::string>, shape, std::nullopt,
+          "attend: B,H,Sq,Sk,D (default 1,8,128,128,64); heatmap: random inputs of this shape "
+          "instead of the demo");
 ABSL_FLAG(int64_t, kv_heads, 0, "attend: key/value heads (0 = H; H must be a multiple)");
 ABSL_FLAG(int64_t, value_dim, 0, "attend: value head size Dv (0 = D)");
-ABSL_FLAG(std::string, causal, "none", "attend: none, upper_left or lower_right");
+ABSL_FLAG(std::string, causal, "none", "attend, heatmap: none, upper_left or lower_right");
 ABSL_FLAG(std::string, maps, "probabilities", "attend: none, probabilities, scores or both");
 ABSL_FLAG(std::string, dtype, "f32", "attend: f32, bf16 or f16 (inputs and output)");
 ABSL_FLAG(uint32_t, seed, 1, "attend: random seed");
 ABSL_FLAG(bool, verify, false, "attend, mha: check the answer against the double reference");
 ABSL_FLAG(int64_t, batch, 1, "mha: batch size B");
-ABSL_FLAG(int64_t, tokens, 16, "mha: tokens per sequence S (self-attention)");
+ABSL_FLAG(std::string, tokens, "",
+          "mha: tokens per sequence S (default 16); heatmap: comma-separated token labels");
 ABSL_FLAG(int64_t, d_model, 64, "mha: embedding width (random weights)");
 ABSL_FLAG(int64_t, heads, 4, "mha: attention heads (random weights; --kv_heads for GQA)");
 ABSL_FLAG(bool, add_norm, false, "mha: random weights include Add & Norm (LayerNorm)");
 ABSL_FLAG(bool, average_heads, false, "mha: return maps averaged over heads");
 ABSL_FLAG(std::string, weights_name, "", "mha: use the server's named weights instead");
 ABSL_FLAG(std::string, weights_file, "", "weights put: the .safetensors file to upload");
+ABSL_FLAG(std::string, save_request, "",
+          "attend: write the AttendRequest to this file and exit (no call): its varint length, "
+          "then the serialized message, as ghz -b/-B read it");
+ABSL_FLAG(std::string, save_request_json, "",
+          "attend: write the AttendRequest as protobuf JSON (tensors in \"values\"; f32 only) "
+          "to this file and exit (no call)");
+ABSL_FLAG(std::string, out, "", "heatmap: the image to write, FILE.png or FILE.svg");
+ABSL_FLAG(std::optional<int64_t>, head, std::nullopt, "heatmap: the head to draw (default 0)");
+ABSL_FLAG(bool, average, false, "heatmap: draw the average over heads instead of --head");
 
 namespace {
 
@@ -52,7 +85,10 @@ constexpr char kUsage[] =
     "  info     print the server's version, oneDNN, threads and limits\n"
     "  health   exit 0 when --service is SERVING\n"
     "  demo     the \"I am good\" example, step by step\n"
-    "  attend   send random inputs of --shape; --verify checks the answer\n"
+    "  attend   send random inputs of --shape; --verify checks the answer; --save_request=F\n"
+    "           (or --save_request_json=F) writes the request to F instead of sending it\n"
+    "  heatmap  draw an attention map (batch 0, --head or --average) to --out=F.png or F.svg:\n"
+    "           the demo's, or random inputs of --shape; --tokens=a,b,c labels the axes\n"
     "  mha      MultiHeadAttend on random embeddings, with random weights (--verify checks\n"
     "           them) or the server's --weights_name\n"
     "  weights  list | put NAME --weights_file F.safetensors | delete NAME\n";
@@ -84,8 +120,18 @@ int Health(const attn::AttentionClient& client) {
   return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
+absl::StatusOr<pb::Causal> CausalFromFlag() {
+  const std::string causal = absl::GetFlag(FLAGS_causal);
+  if (causal == "none") return pb::CAUSAL_NONE;
+  if (causal == "upper_left") return pb::CAUSAL_UPPER_LEFT;
+  if (causal == "lower_right") return pb::CAUSAL_LOWER_RIGHT;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--causal \"", causal, "\": use none, upper_left or lower_right"));
+}
+
 absl::StatusOr<attn::RandomAttendSpec> SpecFromFlags() {
-  absl::StatusOr<std::vector<int64_t>> shape = attn::ParseShapeList(absl::GetFlag(FLAGS_shape));
+  absl::StatusOr<std::vector<int64_t>> shape =
+      attn::ParseShapeList(absl::GetFlag(FLAGS_shape).value_or("1,8,128,128,64"));
   if (!shape.ok()) return shape.status();
   attn::RandomAttendSpec spec;
   const std::vector<int64_t>& s = *shape;
@@ -94,17 +140,9 @@ absl::StatusOr<attn::RandomAttendSpec> SpecFromFlags() {
   spec.dims = {.batch = s[0], .heads = s[1], .kv_heads = kv_heads > 0 ? kv_heads : s[1],
                .q_len = s[2], .kv_len = s[3], .head_dim = s[4],
                .value_dim = value_dim > 0 ? value_dim : s[4]};
-  const std::string causal = absl::GetFlag(FLAGS_causal);
-  if (causal == "none") {
-    spec.causal = pb::CAUSAL_NONE;
-  } else if (causal == "upper_left") {
-    spec.causal = pb::CAUSAL_UPPER_LEFT;
-  } else if (causal == "lower_right") {
-    spec.causal = pb::CAUSAL_LOWER_RIGHT;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--causal \"", causal, "\": use none, upper_left or lower_right"));
-  }
+  absl::StatusOr<pb::Causal> causal = CausalFromFlag();
+  if (!causal.ok()) return causal.status();
+  spec.causal = *causal;
   const std::string maps = absl::GetFlag(FLAGS_maps);
   if (maps == "none") {
     spec.maps = pb::ATTENTION_MAPS_NONE;
@@ -132,10 +170,57 @@ absl::StatusOr<attn::RandomAttendSpec> SpecFromFlags() {
   return spec;
 }
 
+int WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream file(path, std::ios::binary);
+  file << bytes;
+  file.close();
+  if (!file) return Failed(absl::InternalError(absl::StrCat("cannot write ", path)));
+  std::printf("wrote %s (%zu bytes)\n", path.c_str(), bytes.size());
+  return 0;
+}
+
+// attend --save_request / --save_request_json: the request goes to files, not to the server.
+int SaveRequest(const attn::RandomAttend& sent) {
+  const std::string binary_path = absl::GetFlag(FLAGS_save_request);
+  const std::string json_path = absl::GetFlag(FLAGS_save_request_json);
+  if (!json_path.empty() && sent.spec.dtype != attn::DType::kFloat32) {
+    return Usage("attend: --save_request_json needs --dtype=f32 (JSON \"values\" are float32)");
+  }
+  if (!binary_path.empty()) {
+    // Length-delimited: ghz reads a file as count-delimited messages first, and a bare message
+    // can parse as a wrong one that way.
+    std::string bytes;
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::util::SerializeDelimitedToZeroCopyStream(sent.request, &stream);
+    if (const int status = WriteFile(binary_path, bytes)) return status;
+  }
+  if (json_path.empty()) return 0;
+  const attn::AttentionDims& d = sent.spec.dims;
+  const int64_t q_shape[] = {d.batch, d.heads, d.q_len, d.head_dim};
+  const int64_t k_shape[] = {d.batch, d.kv_heads, d.kv_len, d.head_dim};
+  const int64_t v_shape[] = {d.batch, d.kv_heads, d.kv_len, d.value_dim};
+  pb::AttendRequest request = sent.request;
+  for (auto [shape, values, tensor] :
+       {std::tuple(std::span<const int64_t>(q_shape), &sent.query, request.mutable_query()),
+        std::tuple(std::span<const int64_t>(k_shape), &sent.key, request.mutable_key()),
+        std::tuple(std::span<const int64_t>(v_shape), &sent.value, request.mutable_value())}) {
+    tensor->Clear();
+    attn::EncodeFloatTensor(shape, values->data(), attn::DType::kFloat32, true, tensor);
+  }
+  std::string json;
+  const auto printed = google::protobuf::util::MessageToJsonString(request, &json);
+  if (!printed.ok()) return Failed(absl::InternalError(printed.ToString()));
+  return WriteFile(json_path, json);
+}
+
 int Attend(const attn::AttentionClient& client) {
   absl::StatusOr<attn::RandomAttendSpec> spec = SpecFromFlags();
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   const attn::RandomAttend sent = attn::MakeRandomAttend(*spec);
+  if (!absl::GetFlag(FLAGS_save_request).empty() ||
+      !absl::GetFlag(FLAGS_save_request_json).empty()) {
+    return SaveRequest(sent);
+  }
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<pb::AttendResponse> response = client.Attend(sent.request);
   const double ms =
@@ -169,7 +254,11 @@ absl::StatusOr<int64_t> NamedWeightsWidth(const attn::AttentionClient& client,
 int MultiHead(const attn::AttentionClient& client) {
   attn::RandomMultiHeadSpec spec;
   spec.batch = absl::GetFlag(FLAGS_batch);
-  spec.q_len = absl::GetFlag(FLAGS_tokens);
+  const std::string tokens = absl::GetFlag(FLAGS_tokens);
+  spec.q_len = 16;
+  if (!tokens.empty() && !absl::SimpleAtoi(tokens, &spec.q_len)) {
+    return Usage("mha: --tokens must be a number");
+  }
   spec.d_model = absl::GetFlag(FLAGS_d_model);
   spec.heads = absl::GetFlag(FLAGS_heads);
   spec.kv_heads = absl::GetFlag(FLAGS_kv_heads);
@@ -216,6 +305,97 @@ int MultiHead(const attn::AttentionClient& client) {
   return ok ? 0 : 1;
 }
 
+// The heatmap's request (the demo's, or random inputs of --shape) and what labels its axes.
+struct HeatmapInput {
+  pb::AttendRequest request;
+  int64_t heads = 0, q_len = 0, kv_len = 0;
+  std::vector<std::string> row_labels, col_labels;
+};
+
+absl::StatusOr<HeatmapInput> HeatmapInputFromFlags() {
+  HeatmapInput in;
+  absl::StatusOr<pb::Causal> causal = CausalFromFlag();
+  if (!causal.ok()) return causal.status();
+  if (absl::GetFlag(FLAGS_shape).has_value()) {
+    absl::StatusOr<attn::RandomAttendSpec> spec = SpecFromFlags();
+    if (!spec.ok()) return spec.status();
+    spec->maps = pb::ATTENTION_MAPS_PROBABILITIES;
+    in.request = attn::MakeRandomAttend(*spec).request;
+    in.heads = spec->dims.heads;
+    in.q_len = spec->dims.q_len;
+    in.kv_len = spec->dims.kv_len;
+    for (int64_t i = 0; i < in.q_len; ++i) in.row_labels.push_back(absl::StrCat("q", i));
+    for (int64_t j = 0; j < in.kv_len; ++j) in.col_labels.push_back(absl::StrCat("k", j));
+  } else {
+    in.request = attn::DemoRequest();
+    in.request.set_attention_maps(pb::ATTENTION_MAPS_PROBABILITIES);
+    in.request.mutable_mask()->set_causal(*causal);
+    in.heads = in.request.query().shape(1);
+    in.q_len = in.request.query().shape(2);
+    in.kv_len = in.request.key().shape(2);
+    in.row_labels = in.col_labels = attn::DemoTokens();
+  }
+  const std::string tokens = absl::GetFlag(FLAGS_tokens);
+  if (!tokens.empty()) {
+    std::vector<std::string> words = absl::StrSplit(tokens, ',');
+    if (static_cast<int64_t>(words.size()) != in.q_len || in.q_len != in.kv_len) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "heatmap: --tokens has ", words.size(), " tokens but the map is ", in.q_len, " x ",
+          in.kv_len, " (queries x keys); they must all match"));
+    }
+    in.row_labels = in.col_labels = words;
+  }
+  return in;
+}
+
+int Heatmap(const attn::AttentionClient& client) {
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return Usage("heatmap: give --out=FILE.png or --out=FILE.svg");
+  absl::StatusOr<attn::ImageFormat> format = attn::ImageFormatOf(out);
+  if (!format.ok()) return Usage(std::string(format.status().message()));
+  absl::StatusOr<HeatmapInput> in = HeatmapInputFromFlags();
+  if (!in.ok()) return Usage(std::string(in.status().message()));
+  const bool average = absl::GetFlag(FLAGS_average);
+  const std::optional<int64_t> head_flag = absl::GetFlag(FLAGS_head);
+  const int64_t head = head_flag.value_or(0);
+  if (average && head_flag.has_value()) {
+    return Usage("heatmap: give --head or --average, not both");
+  }
+  if (head < 0 || head >= in->heads) {
+    return Usage(absl::StrCat("heatmap: --head=", head,
+                              " is out of range: the request has heads 0 to ", in->heads - 1));
+  }
+  absl::StatusOr<pb::AttendResponse> response = client.Attend(in->request);
+  if (!response.ok()) return Failed(response.status());
+  absl::StatusOr<attn::FloatTensor> maps =
+      attn::DecodeFloatTensor("attention", response->attention(), INT64_MAX);
+  if (!maps.ok()) return Failed(maps.status());
+
+  // Batch 0: head `head`, or the mean over the heads.
+  attn::Heatmap map;
+  map.rows = static_cast<int>(in->q_len);
+  map.cols = static_cast<int>(in->kv_len);
+  const int64_t cells = in->q_len * in->kv_len;
+  map.values.assign(cells, 0.0f);
+  const int64_t first = average ? 0 : head, last = average ? in->heads : head + 1;
+  for (int64_t h = first; h < last; ++h) {
+    for (int64_t i = 0; i < cells; ++i) {
+      map.values[i] += maps->data[h * cells + i] / static_cast<float>(last - first);
+    }
+  }
+  map.row_labels = in->row_labels;
+  map.col_labels = in->col_labels;
+  map.title = average ? absl::StrCat("Attention, average of ", in->heads, " heads")
+                      : absl::StrCat("Attention, head ", head);
+  map.row_axis = "queries";
+  map.col_axis = "keys";
+  const absl::Status written = attn::WriteHeatmap(map, *format, out);
+  if (!written.ok()) return Failed(written);
+  std::printf("wrote %s: %s, %d x %d (queries x keys)\n", out.c_str(), map.title.c_str(),
+              map.rows, map.cols);
+  return 0;
+}
+
 void PrintWeightsInfo(const pb::WeightsInfo& w) {
   std::printf("%s: num_heads=%d num_kv_heads=%d d_model=%ld head_dim=%ld value_dim=%ld "
               "d_out=%ld bytes=%ld\n",
@@ -253,6 +433,38 @@ int Weights(const attn::AttentionClient& client, const std::vector<char*>& args)
   return Usage("weights: use list, put NAME --weights_file F, or delete NAME");
 }
 
+absl::StatusOr<std::string> ReadFileFlag(const char* flag, const std::string& path) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// TLS files and the token (the token file's first line, trimmed) from the flags.
+absl::StatusOr<attn::ClientSecurity> SecurityFromFlags() {
+  attn::ClientSecurity security;
+  const std::pair<const char*, std::string*> files[] = {
+      {"--tls_ca", &security.root_ca},
+      {"--tls_cert", &security.cert_chain},
+      {"--tls_key", &security.private_key},
+      {"--token_file", &security.token}};
+  const std::string paths[] = {absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+                               absl::GetFlag(FLAGS_tls_key), absl::GetFlag(FLAGS_token_file)};
+  for (size_t i = 0; i < 4; ++i) {
+    absl::StatusOr<std::string> contents = ReadFileFlag(files[i].first, paths[i]);
+    if (!contents.ok()) return contents.status();
+    *files[i].second = *std::move(contents);
+  }
+  security.token = std::string(absl::StripAsciiWhitespace(
+      security.token.substr(0, security.token.find('\n'))));
+  if (security.root_ca.empty() && !security.cert_chain.empty()) {
+    return absl::InvalidArgumentError("--tls_cert needs --tls_ca");
+  }
+  return security;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -261,9 +473,11 @@ int main(int argc, char** argv) {
   if (args.size() < 2) return Usage("expected a command");
   const std::string command = args[1];
   if (command != "weights" && args.size() != 2) return Usage("expected exactly one command");
-  const attn::AttentionClient client(
-      absl::GetFlag(FLAGS_address), 256 << 20,
-      absl::Milliseconds(absl::GetFlag(FLAGS_timeout_s) * 1000));
+  absl::StatusOr<attn::ClientSecurity> security = SecurityFromFlags();
+  if (!security.ok()) return Usage(std::string(security.status().message()));
+  const attn::AttentionClient client(absl::GetFlag(FLAGS_address), 256 << 20,
+                                     absl::Milliseconds(absl::GetFlag(FLAGS_timeout_s) * 1000),
+                                     *security);
   if (command == "info") return Info(client);
   if (command == "health") return Health(client);
   if (command == "demo") {
@@ -272,6 +486,7 @@ int main(int argc, char** argv) {
   }
   if (command == "attend") return Attend(client);
   if (command == "mha") return MultiHead(client);
+  if (command == "heatmap") return Heatmap(client);
   if (command == "weights") return Weights(client, args);
   return Usage(absl::StrCat("unknown command \"", command, "\""));
 }

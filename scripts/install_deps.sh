@@ -5,14 +5,14 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libpng-dev
   libdnnl-dev ocl-icd-opencl-dev libabsl-dev libspdlog-dev nlohmann-json3-dev libcpp-httplib-dev)
 for option in "$@"; do
   case "$option" in
     --test)
       packages+=(libgtest-dev libgmock-dev python3 python3-grpcio python3-protobuf
                  python3-numpy python3-torch python3-pytest python3-yaml openssl nginx
-                 python3-prometheus-client libbenchmark-dev libopenblas0-pthread)
+                 python3-matplotlib python3-prometheus-client libbenchmark-dev libopenblas0-pthread)
       # The Node client's tests need node and npm: Debian's only when none is installed (a
       # NodeSource nodejs already ships npm and conflicts with Debian's npm package).
       if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
