@@ -28,6 +28,7 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 constexpr int64_t kBlockRows = 128;
+constexpr int64_t kKeyGranule = 64;
 
 OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
   if (!given.dense()) return given;
@@ -105,16 +106,29 @@ class PieceRunner {
                    : out_.scores != nullptr      ? scratch_.data()
                                                  : scores;
     const bool masked = !in_.mask.empty();
+    // Keys this piece computes: all of them when maps are returned; otherwise only up to the
+    // last key any of its rows may see (causal, key_lengths), rounded up to kKeyGranule so few
+    // primitive shapes arise. Blocks of keys no row can see are skipped, not computed.
+    int64_t keys = d.kv_len;
+    if (masked && out_.probabilities == nullptr && out_.scores == nullptr) {
+      keys = VisibleKeysOfBlock(in_.mask, d, piece.batch, piece.first_row, m);
+      if (keys == 0) {  // every row fully masked: output 0
+        for (int64_t r = 0; r < m; ++r) std::fill_n(o + r * l.o.row, d.value_dim, 0.0f);
+        return;
+      }
+      keys = std::min(d.kv_len, (keys + kKeyGranule - 1) / kKeyGranule * kKeyGranule);
+    }
     if (masked) {
-      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, tile_.data(), row_has_key_.get());
+      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, keys, tile_.data(),
+                   row_has_key_.get());
     }
 
     // scores = scale * Q K^T + mask_tile
     const memory::desc q_md = RowMajor(m, d.head_dim, l.q.row);
-    const memory::desc kt_md({d.head_dim, d.kv_len}, dt::f32, memory::dims{1, l.k.row});
-    const memory::desc s_md = RowMajor(m, d.kv_len);
+    const memory::desc kt_md({d.head_dim, keys}, dt::f32, memory::dims{1, l.k.row});
+    const memory::desc s_md = RowMajor(m, keys);
     auto qk = cache_.GetOrCreate(
-        absl::StrCat("qk:", m, "x", d.head_dim, "x", d.kv_len, ":ld", l.q.row, ",", l.k.row,
+        absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", l.k.row,
                      masked ? ":mask" : "", threads_key_),
         [&] {
           dnnl::primitive_attr attr = UserScratchpadAttr();
@@ -142,7 +156,7 @@ class PieceRunner {
     qk->execute(stream_, qk_args);
 
     // P = softmax_j(scores), in place unless both maps are returned.
-    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", d.kv_len, threads_key_), [&] {
+    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", keys, threads_key_), [&] {
       return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
           dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
                                          dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
@@ -155,14 +169,14 @@ class PieceRunner {
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
     if (masked) {
       for (int64_t r = 0; r < m; ++r) {
-        if (!row_has_key_[r]) std::fill_n(probs + r * d.kv_len, d.kv_len, 0.0f);
+        if (!row_has_key_[r]) std::fill_n(probs + r * keys, keys, 0.0f);
       }
     }
 
     // O = P V
-    const memory::desc v_md = RowMajor(d.kv_len, d.value_dim, l.v.row);
+    const memory::desc v_md = RowMajor(keys, d.value_dim, l.v.row);
     const memory::desc o_md = RowMajor(m, d.value_dim, l.o.row);
-    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", d.kv_len, "x", d.value_dim, ":ld",
+    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld",
                                               l.v.row, ",", l.o.row, threads_key_),
                                  [&] {
       return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md),

@@ -29,13 +29,21 @@ int64_t VisibleKeyLimit(const MaskSpec& mask, const AttentionDims& dims, int64_t
 
 }  // namespace
 
+int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                           int64_t first_row, int64_t rows) {
+  int64_t visible = 0;
+  for (int64_t r = 0; r < rows && visible < dims.kv_len; ++r) {
+    visible = std::max(visible, VisibleKeyLimit(mask, dims, batch, (first_row + r) % dims.q_len));
+  }
+  return visible;
+}
+
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
-                  int64_t first_row, int64_t rows, float* tile, bool* row_has_key) {
-  const int64_t keys = dims.kv_len;
+                  int64_t first_row, int64_t rows, int64_t keys, float* tile, bool* row_has_key) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t head = (first_row + r) / dims.q_len;
     const int64_t query = (first_row + r) % dims.q_len;
-    const int64_t limit = VisibleKeyLimit(mask, dims, batch, query);
+    const int64_t limit = std::min(keys, VisibleKeyLimit(mask, dims, batch, query));
     float* row = tile + r * keys;
     const float* bias = nullptr;
     const uint8_t* allowed = nullptr;
