@@ -346,6 +346,11 @@ grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerCo
   response->set_max_message_bytes(limits_.max_message_bytes);
   response->set_max_elements(limits_.max_elements);
   response->add_native_compute_dtypes(pb::DATA_TYPE_FLOAT32);
+  // Attend computes in bf16 on request; natively where the CPU has AVX512_BF16 or AMX.
+  const std::string isa = AttentionEngine::OneDnnIsa();
+  if (isa.find("bf16") != std::string::npos || isa.find("amx") != std::string::npos) {
+    response->add_native_compute_dtypes(pb::DATA_TYPE_BFLOAT16);
+  }
   for (pb::DataType dtype : {pb::DATA_TYPE_FLOAT32, pb::DATA_TYPE_BFLOAT16, pb::DATA_TYPE_FLOAT16}) {
     response->add_input_dtypes(dtype);
     response->add_output_dtypes(dtype);

@@ -161,7 +161,9 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
   if (!maps.ok()) return maps.status();
   absl::StatusOr<DType> output_dtype = ParseOutputDtype(request.output_dtype());
   if (!output_dtype.ok()) return output_dtype.status();
-  if (absl::Status s = CheckComputeDtype(request.compute_dtype()); !s.ok()) return s;
+  if (absl::StatusOr<bool> bf16 = ParseBf16Compute(request.compute_dtype(), false); !bf16.ok()) {
+    return bf16.status();
+  }
   absl::StatusOr<float> scale = ParseScale(request.has_scale(), request.scale(), md.head_dim);
   if (!scale.ok()) return scale.status();
 

@@ -42,9 +42,11 @@ absl::StatusOr<MapsWanted> ParseMaps(int attention_maps);
 // `has_scale` false -> 1/sqrt(head_dim); otherwise finite and > 0.
 absl::StatusOr<float> ParseScale(bool has_scale, float scale, int64_t head_dim);
 
-// output_dtype: FLOAT32, BFLOAT16 or FLOAT16; compute_dtype: FLOAT32 (others UNIMPLEMENTED).
+// output_dtype: FLOAT32, BFLOAT16 or FLOAT16.
 absl::StatusOr<DType> ParseOutputDtype(int output_dtype);
-absl::Status CheckComputeDtype(int compute_dtype);
+// compute_dtype: FLOAT32, or BFLOAT16 where `bf16_supported` (true = compute in bf16);
+// others UNIMPLEMENTED, BOOL and unknown values INVALID_ARGUMENT.
+absl::StatusOr<bool> ParseBf16Compute(int compute_dtype, bool bf16_supported);
 
 // A decoded mask: `spec` views `allowed`/`bias` (and the request's key_lengths).
 struct DecodedMask {

@@ -66,14 +66,20 @@ struct Piece {
   int64_t rows = 0;
 };
 
+// bfloat16 copies of dense Q, K, V for bf16 compute (empty otherwise).
+struct Bf16Operands {
+  std::vector<uint16_t> query, key, value;
+};
+
 // Runs pieces with its own scratch and stream; one per thread.
 class PieceRunner {
  public:
   PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, const Layout& layout,
-              PrimitiveCache& cache, const dnnl::engine& engine)
+              const Bf16Operands& bf16, PrimitiveCache& cache, const dnnl::engine& engine)
       : in_(in),
         out_(out),
         layout_(layout),
+        bf16_(bf16),
         cache_(cache),
         engine_(engine),
         stream_(engine),
@@ -86,6 +92,7 @@ class PieceRunner {
     if (out.probabilities == nullptr || out.scores == nullptr) {
       scratch_.resize(rows * in.dims.kv_len);
     }
+    if (in.bf16_compute) probs_bf16_.resize(rows * in.dims.kv_len);
   }
 
   void Run(const Piece& piece) {
@@ -94,9 +101,14 @@ class PieceRunner {
     const Layout& l = layout_;
     const int64_t head = piece.first_row / d.q_len;
     const int64_t query = piece.first_row % d.q_len;
-    const float* q = in_.query + piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
-    const float* k = in_.key + piece.batch * l.k.batch + piece.kv_head * l.k.head;
-    const float* v = in_.value + piece.batch * l.v.batch + piece.kv_head * l.v.head;
+    const int64_t q_at = piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
+    const int64_t k_at = piece.batch * l.k.batch + piece.kv_head * l.k.head;
+    const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
+    const bool bf16 = in_.bf16_compute;
+    const dt operand_type = bf16 ? dt::bf16 : dt::f32;
+    const void* q = bf16 ? static_cast<const void*>(bf16_.query.data() + q_at) : in_.query + q_at;
+    const void* k = bf16 ? static_cast<const void*>(bf16_.key.data() + k_at) : in_.key + k_at;
+    const void* v = bf16 ? static_cast<const void*>(bf16_.value.data() + v_at) : in_.value + v_at;
     float* o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row;
     const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     float* scores = out_.scores != nullptr        ? out_.scores + map_offset
@@ -124,12 +136,13 @@ class PieceRunner {
     }
 
     // scores = scale * Q K^T + mask_tile
-    const memory::desc q_md = RowMajor(m, d.head_dim, l.q.row);
-    const memory::desc kt_md({d.head_dim, keys}, dt::f32, memory::dims{1, l.k.row});
+    const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
+    const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{1, l.k.row});
     const memory::desc s_md = RowMajor(m, keys);
+    const char* type_key = bf16 ? ":bf16" : "";
     auto qk = cache_.GetOrCreate(
         absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", l.k.row,
-                     masked ? ":mask" : "", threads_key_),
+                     masked ? ":mask" : "", type_key, threads_key_),
         [&] {
           dnnl::primitive_attr attr = UserScratchpadAttr();
           attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
@@ -173,16 +186,30 @@ class PieceRunner {
       }
     }
 
+    // P in bfloat16 for the P V matmul when computing in bf16
+    const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
+    const void* p = probs;
+    if (bf16) {
+      auto to_bf16 = cache_.GetOrCreate(absl::StrCat("p_bf16:", m, "x", keys, threads_key_), [&] {
+        return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
+                                                           UserScratchpadAttr()));
+      });
+      to_bf16->execute(stream_, {{DNNL_ARG_FROM, Wrap(s_md, engine_, probs)},
+                                 {DNNL_ARG_TO, Wrap(p_md, engine_, probs_bf16_.data())},
+                                 {DNNL_ARG_SCRATCHPAD, Scratchpad(*to_bf16, engine_, scratchpad_)}});
+      p = probs_bf16_.data();
+    }
+
     // O = P V
-    const memory::desc v_md = RowMajor(keys, d.value_dim, l.v.row);
+    const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{l.v.row, 1});
     const memory::desc o_md = RowMajor(m, d.value_dim, l.o.row);
     auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld",
-                                              l.v.row, ",", l.o.row, threads_key_),
+                                              l.v.row, ",", l.o.row, type_key, threads_key_),
                                  [&] {
-      return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(s_md, v_md, o_md),
+      return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, v_md, o_md),
                                                        UserScratchpadAttr(), engine_));
     });
-    pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, probs)},
+    pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(p_md, engine_, p)},
                           {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
                           {DNNL_ARG_DST, Wrap(o_md, engine_, o)},
                           {DNNL_ARG_SCRATCHPAD, Scratchpad(*pv, engine_, scratchpad_)}});
@@ -193,6 +220,7 @@ class PieceRunner {
   const AttentionInputs& in_;
   const AttentionOutputs& out_;
   const Layout& layout_;
+  const Bf16Operands& bf16_;
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
@@ -200,6 +228,7 @@ class PieceRunner {
   std::vector<float> tile_;
   std::unique_ptr<bool[]> row_has_key_;
   std::vector<float> scratch_;
+  std::vector<uint16_t> probs_bf16_;
   std::vector<uint8_t> scratchpad_;
 };
 
@@ -246,6 +275,20 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
                                   const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
   const Layout layout(inputs, outputs);
+  Bf16Operands bf16;
+  if (inputs.bf16_compute) {
+    if (!inputs.query_strides.dense() || !inputs.key_strides.dense() ||
+        !inputs.value_strides.dense()) {
+      return absl::UnimplementedError("bf16 compute needs dense query, key and value");
+    }
+    try {
+      bf16.query = ToBFloat16(inputs.query, d.batch * d.heads * d.q_len * d.head_dim, engine_);
+      bf16.key = ToBFloat16(inputs.key, d.batch * d.kv_heads * d.kv_len * d.head_dim, engine_);
+      bf16.value = ToBFloat16(inputs.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, engine_);
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+    }
+  }
   const int64_t rows_per_unit = layout.rows_per_unit;
   const int64_t block = std::min(kBlockRows, rows_per_unit);
   const int64_t blocks_per_unit = (rows_per_unit + block - 1) / block;
@@ -268,7 +311,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
 #pragma omp parallel num_threads(threads)
     {
       try {
-        PieceRunner runner(inputs, outputs, layout, cache_, engine_);
+        PieceRunner runner(inputs, outputs, layout, bf16, cache_, engine_);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < pieces; ++p) {
           if (!KeepGoing(stop, error)) continue;
@@ -285,7 +328,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   } else {
     // Few pieces: run them in turn and let each primitive use every thread.
     try {
-      PieceRunner runner(inputs, outputs, layout, cache_, engine_);
+      PieceRunner runner(inputs, outputs, layout, bf16, cache_, engine_);
       for (int64_t p = 0; p < pieces && KeepGoing(stop, error); ++p) runner.Run(piece_at(p));
     } catch (const dnnl::error& e) {
       error.Record(e);

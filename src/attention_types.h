@@ -73,6 +73,9 @@ struct AttentionInputs {
   OperandStrides value_strides;
   float scale = 1.0f;
   MaskSpec mask;
+  // Compute Q K^T and P V with bfloat16 operands (f32 accumulation, f32 scores and softmax);
+  // dense layouts only. Otherwise everything is f32.
+  bool bf16_compute = false;
 };
 
 // f32 outputs. `output` [B,H,Sq,Dv] (dense unless `output_strides` say otherwise) is required;

@@ -12,8 +12,22 @@ dnnl::memory::desc RowMajor(int64_t rows, int64_t cols, int64_t row_stride) {
                             dnnl::memory::dims{row_stride, 1});
 }
 
-dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, const float* data) {
-  return dnnl::memory(md, engine, const_cast<float*>(data));
+dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, const void* data) {
+  return dnnl::memory(md, engine, const_cast<void*>(data));
+}
+
+std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, const dnnl::engine& engine) {
+  std::vector<uint16_t> out(count);
+  const dnnl::memory::desc f32_md({count}, dnnl::memory::data_type::f32,
+                                  dnnl::memory::format_tag::x);
+  const dnnl::memory::desc bf16_md({count}, dnnl::memory::data_type::bf16,
+                                   dnnl::memory::format_tag::x);
+  dnnl::memory src = Wrap(f32_md, engine, data);
+  dnnl::memory dst(bf16_md, engine, out.data());
+  dnnl::stream stream(engine);
+  dnnl::reorder(src, dst).execute(stream, src, dst);
+  stream.wait();
+  return out;
 }
 
 dnnl::primitive_attr UserScratchpadAttr() {

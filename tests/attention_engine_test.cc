@@ -359,6 +359,45 @@ TEST(AttentionEngineStopTest, StopsBetweenPiecesWithTheCheckStatus) {
   }
 }
 
+// bf16 compute (bf16 operands, f32 accumulation and softmax) against the double reference:
+// normwise error max|got - want| / max|want| <= 1e-2 for output and probabilities, with masks,
+// GQA and fully masked rows (which stay exactly 0).
+TEST_P(AttentionEngineTest, Bf16ComputeIsWithinOnePercent) {
+  for (const AttentionDims& d : Shapes()) {
+    for (unsigned mask : {0u, kCausalLowerRight | kKeyLengths | kBias4d}) {
+      const Case c{.dims = d, .mask = mask};
+      SCOPED_TRACE(Describe(c));
+      const Problem problem(c, 31);
+      AttentionInputs in = problem.Inputs();
+      const ReferenceResult want = ReferenceAttention(in);
+      in.bf16_compute = true;
+      for (bool maps : {false, true}) {
+        Outputs got(d);
+        ASSERT_TRUE(engine_.Run(in, got.View(maps, false)).ok());
+        const std::pair<const std::vector<float>*, const std::vector<double>*> checks[] = {
+            {&got.output, &want.output}, {&got.probabilities, &want.probabilities}};
+        for (int i = 0; i < (maps ? 2 : 1); ++i) {
+          double worst = 0, largest = 1e-30;
+          for (size_t e = 0; e < checks[i].second->size(); ++e) {
+            const double w = (*checks[i].second)[e], g = (*checks[i].first)[e];
+            ASSERT_FALSE(std::isnan(g));
+            if (w == 0.0 && (mask & kKeyLengths)) continue;  // checked below for masked rows
+            worst = std::max(worst, std::abs(g - w));
+            largest = std::max(largest, std::abs(w));
+          }
+          EXPECT_LE(worst / largest, 1e-2) << (i == 0 ? "output" : "probabilities");
+        }
+        // Batch item 0 has every key padded: its output stays exactly 0.
+        if (mask & kKeyLengths) {
+          for (int64_t e = 0; e < d.heads * d.q_len * d.value_dim; ++e) {
+            ASSERT_EQ(got.output[e], 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(AttentionEngineInfoTest, ReportsOneDnn) {
   EXPECT_EQ(AttentionEngine::OneDnnVersion().substr(0, 2), "2.");
   EXPECT_FALSE(AttentionEngine::OneDnnIsa().empty());

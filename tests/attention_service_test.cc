@@ -396,10 +396,23 @@ TEST_F(AttentionServiceTest, RejectsInputOverElementLimit) {
                  "key has 2097152 elements (shape [1,1,2048,1024]), over the limit of 1048576");
 }
 
-TEST_F(AttentionServiceTest, ReducedPrecisionComputeIsNotSupportedYet) {
-  pb::AttendRequest request = MakeRequest(1, 1, 1, 2, 2, 2, 2);
+TEST_F(AttentionServiceTest, Bf16ComputeIsWithinOnePercent) {
+  const pb::AttendRequest f32 = MakeRequest(2, 4, 2, 33, 70, 64, 64, 8);
+  pb::AttendRequest request = f32;
   request.set_compute_dtype(pb::DATA_TYPE_BFLOAT16);
-  ExpectRejected(request, grpc::StatusCode::UNIMPLEMENTED, "compute_dtype = BFLOAT16");
+  pb::AttendResponse response;
+  ASSERT_TRUE(Attend(request, &response).ok());
+  const ReferenceResult want = ReferenceFor(f32, CausalKind::kNone);
+  double largest = 0;
+  for (double w : want.output) largest = std::max(largest, std::abs(w));
+  EXPECT_LE(MaxAbsError(Floats(response.output()), want.output) / largest, 1e-2);
+}
+
+TEST_F(AttentionServiceTest, Float16ComputeIsNotSupported) {
+  pb::AttendRequest request = MakeRequest(1, 1, 1, 2, 2, 2, 2);
+  request.set_compute_dtype(pb::DATA_TYPE_FLOAT16);
+  ExpectRejected(request, grpc::StatusCode::UNIMPLEMENTED,
+                 "compute_dtype = FLOAT16 is not supported; use FLOAT32 or BFLOAT16");
 }
 
 TEST_F(AttentionServiceTest, RejectsEmptyRequest) {
