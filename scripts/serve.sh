@@ -8,11 +8,12 @@ scripts/install_deps.sh
 scripts/build.sh
 
 address=127.0.0.1:50051
+http=127.0.0.1:9090  # /metrics, /healthz, /readyz and the JSON gateway
 if [[ "${1:-}" == "--foreground" ]]; then
-  exec build/attnserve --address="$address"
+  exec build/attnserve --address="$address" --metrics_address="$http"
 fi
 
-build/attnserve --address="$address" &
+build/attnserve --address="$address" --metrics_address="$http" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server' EXIT
 for _ in $(seq 1 100); do
@@ -22,5 +23,5 @@ for _ in $(seq 1 100); do
 done
 build/attn-client demo --address="$address"
 echo
-echo "attnserve is serving on $address (pid $server); Ctrl-C stops it."
+echo "attnserve is serving gRPC on $address and HTTP on $http (pid $server); Ctrl-C stops it."
 wait $server
