@@ -1,0 +1,371 @@
+// attn-bench: Google Benchmark of the attention engine (f32) against this machine's own ceilings,
+// measured in the same run: oneDNN's f32 GEMM peak (and bf16, for reference) and memory
+// bandwidth. Each attention benchmark reports GFLOP/s and peak% (of the best of 6 f32 2048^3
+// matmuls timed at start-up); decode shapes (Sq = 1) also report the K+V bytes read per second
+// and bw% (of the best of 4 read passes at start-up). bf16 compute is not implemented in the
+// engine yet, so only f32 attention runs.
+//
+//   build/attn-bench [--threads=N] [--benchmark_filter=REGEX] [--benchmark_repetitions=7] ...
+//
+// --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM; every
+// other flag is Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
+//   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>
+//   gemm/<f32|bf16>/2048, memory/read, memory/triad
+// bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 and fails on `ref:` kernels.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dnnl.hpp"
+#include "src/attention_engine.h"
+#include "src/attention_types.h"
+
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+using tag = memory::format_tag;
+
+int g_threads = 2;
+double g_f32_peak_gflops = 0;  // best of 6 gemm/f32/2048 runs at start-up
+double g_read_gbs = 0;         // best of 4 memory/read runs at start-up
+
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A square n x n x n oneDNN matmul with row-major operands (as the engine passes them), created
+// with the calling thread's OpenMP thread count. `in` is f32 or bf16; the result is f32.
+class Gemm {
+ public:
+  Gemm(int64_t n, dt in) : n_(n), stream_(CpuEngine()) {
+    const memory::desc a_md({n, n}, in, tag::ab), c_md({n, n}, dt::f32, tag::ab);
+    a_ = memory(a_md, CpuEngine());
+    b_ = memory(a_md, CpuEngine());
+    c_ = memory(c_md, CpuEngine());
+    Fill(a_, in);
+    Fill(b_, in);
+    matmul_ = dnnl::matmul(
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, a_md, c_md), CpuEngine()));
+  }
+
+  void Run() {
+    matmul_.execute(stream_, {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_}, {DNNL_ARG_DST, c_}});
+    stream_.wait();
+  }
+
+  // C[i,j] = sum_k A[i,k] B[k,j]: 2 * n^3 flops.
+  double flops() const { return 2.0 * n_ * n_ * n_; }
+
+ private:
+  // Every element 0.5 (bf16 0x3F00).
+  void Fill(memory& m, dt in) {
+    const int64_t count = n_ * n_;
+    if (in == dt::f32) {
+      std::fill_n(static_cast<float*>(m.get_data_handle()), count, 0.5f);
+    } else {
+      std::fill_n(static_cast<uint16_t*>(m.get_data_handle()), count, uint16_t{0x3F00});
+    }
+  }
+
+  int64_t n_;
+  dnnl::stream stream_;
+  memory a_, b_, c_;
+  dnnl::matmul matmul_;
+};
+
+// Large arrays in DRAM (far beyond any cache), first touched by the threads that stream them.
+class Streams {
+ public:
+  static constexpr int64_t kBytesPerArray = int64_t{256} << 20;
+  static constexpr int64_t kFloats = kBytesPerArray / sizeof(float);
+
+  Streams() : a_(new float[kFloats]), b_(new float[kFloats]), c_(new float[kFloats]) {
+#pragma omp parallel for schedule(static) num_threads(g_threads)
+    for (int64_t i = 0; i < kFloats; ++i) {
+      a_[i] = 0;
+      b_[i] = 1;
+      c_[i] = 2;
+    }
+  }
+
+  // x ^= w over the 64-bit words of one array: bytes = kBytesPerArray (read only, as decode
+  // reads K and V).
+  uint64_t Read() const {
+    const auto* words = reinterpret_cast<const uint64_t*>(b_.get());
+    const int64_t n = kBytesPerArray / sizeof(uint64_t);
+    uint64_t x = 0;
+#pragma omp parallel for simd schedule(static) reduction(^ : x) num_threads(g_threads)
+    for (int64_t i = 0; i < n; ++i) x ^= words[i];
+    return x;
+  }
+
+  // a[i] = b[i] + s * c[i] (STREAM triad): bytes = 3 * kBytesPerArray (two reads, one write;
+  // the write-allocate read is not counted, as in STREAM).
+  void Triad(float s) {
+    float* a = a_.get();
+    const float* b = b_.get();
+    const float* c = c_.get();
+#pragma omp parallel for simd schedule(static) num_threads(g_threads)
+    for (int64_t i = 0; i < kFloats; ++i) a[i] = b[i] + s * c[i];
+  }
+
+  float first() const { return a_[0]; }
+
+ private:
+  std::unique_ptr<float[]> a_, b_, c_;
+};
+
+Streams& SharedStreams() {
+  static Streams streams;
+  return streams;
+}
+
+// Runs the benchmark loop and returns its wall seconds (the real time Google Benchmark reports).
+// Counters are set from it as plain numbers: rate counters would print percentages as "%/s".
+template <typename F>
+double TimedLoop(benchmark::State& state, F&& body) {
+  const double t0 = omp_get_wtime();
+  for (auto _ : state) body();
+  return omp_get_wtime() - t0;
+}
+
+// Best of `runs` timings of `f`, in seconds.
+template <typename F>
+double BestSeconds(int runs, F&& f) {
+  double best = 1e30;
+  for (int r = 0; r < runs; ++r) {
+    const double t0 = omp_get_wtime();
+    f();
+    best = std::min(best, omp_get_wtime() - t0);
+  }
+  return best;
+}
+
+void BM_Gemm(benchmark::State& state, dt in) {
+  Gemm gemm(2048, in);
+  gemm.Run();  // first touch, kernel generation
+  const double seconds = TimedLoop(state, [&] { gemm.Run(); });
+  // GFLOP/s = 2 * n^3 * iterations / seconds
+  state.counters["GFLOP/s"] = gemm.flops() * 1e-9 * state.iterations() / seconds;
+}
+
+void BM_MemoryRead(benchmark::State& state) {
+  Streams& s = SharedStreams();
+  const double seconds = TimedLoop(state, [&] { benchmark::DoNotOptimize(s.Read()); });
+  // GB/s = kBytesPerArray * iterations / seconds
+  state.counters["GB/s"] = Streams::kBytesPerArray * 1e-9 * state.iterations() / seconds;
+}
+
+void BM_MemoryTriad(benchmark::State& state) {
+  Streams& s = SharedStreams();
+  const double seconds = TimedLoop(state, [&] {
+    s.Triad(3.0f);
+    benchmark::DoNotOptimize(s.first());
+  });
+  // GB/s = 3 * kBytesPerArray * iterations / seconds
+  state.counters["GB/s"] = 3 * Streams::kBytesPerArray * 1e-9 * state.iterations() / seconds;
+}
+
+struct AttnCase {
+  attn::AttentionDims dims;
+  attn::CausalKind causal;
+  bool maps;  // probabilities returned
+};
+
+const char* CausalName(attn::CausalKind c) {
+  switch (c) {
+    case attn::CausalKind::kNone:
+      return "none";
+    case attn::CausalKind::kUpperLeft:
+      return "upper_left";
+    case attn::CausalKind::kLowerRight:
+      return "lower_right";
+  }
+  return "?";
+}
+
+// Query/key pairs the mask leaves visible: row i sees keys j <= i + offset (offset 0 for
+// upper_left, Sk - Sq for lower_right), all Sk keys without a causal mask.
+double VisiblePairs(const attn::AttentionDims& d, attn::CausalKind causal) {
+  if (causal == attn::CausalKind::kNone) return static_cast<double>(d.q_len) * d.kv_len;
+  const int64_t offset = causal == attn::CausalKind::kLowerRight ? d.kv_len - d.q_len : 0;
+  double pairs = 0;
+  for (int64_t i = 0; i < d.q_len; ++i) {
+    pairs += static_cast<double>(std::clamp<int64_t>(i + 1 + offset, 0, d.kv_len));
+  }
+  return pairs;
+}
+
+// Buffers of the shape being measured, kept across the calls Google Benchmark makes for one
+// benchmark and its neighbours of the same shape (filling the large shapes takes a while).
+struct Tensors {
+  attn::AttentionDims dims;
+  std::vector<float> q, k, v, out, probs;
+};
+
+bool SameDims(const attn::AttentionDims& a, const attn::AttentionDims& b) {
+  return a.batch == b.batch && a.heads == b.heads && a.kv_heads == b.kv_heads &&
+         a.q_len == b.q_len && a.kv_len == b.kv_len && a.head_dim == b.head_dim &&
+         a.value_dim == b.value_dim;
+}
+
+Tensors& TensorsFor(const attn::AttentionDims& d, bool maps) {
+  static std::unique_ptr<Tensors> current;
+  if (current == nullptr || !SameDims(current->dims, d)) {
+    current.reset();  // free the previous shape first
+    current = std::make_unique<Tensors>();
+    current->dims = d;
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal;
+    auto random = [&](int64_t n) {
+      std::vector<float> x(n);
+      for (float& f : x) f = normal(rng);
+      return x;
+    };
+    current->q = random(d.batch * d.heads * d.q_len * d.head_dim);
+    current->k = random(d.batch * d.kv_heads * d.kv_len * d.head_dim);
+    current->v = random(d.batch * d.kv_heads * d.kv_len * d.value_dim);
+    current->out.assign(d.batch * d.heads * d.q_len * d.value_dim, 0.0f);
+  }
+  if (maps && current->probs.empty()) {
+    current->probs.assign(d.batch * d.heads * d.q_len * d.kv_len, 0.0f);
+  }
+  return *current;
+}
+
+const attn::AttentionEngine& Engine() {
+  static const attn::AttentionEngine engine({.primitive_cache_capacity = 256});
+  return engine;
+}
+
+void BM_Attention(benchmark::State& state, const AttnCase& c) {
+  const attn::AttentionDims& d = c.dims;
+  Tensors& t = TensorsFor(d, c.maps);
+  attn::AttentionInputs in;
+  in.dims = d;
+  in.query = t.q.data();
+  in.key = t.k.data();
+  in.value = t.v.data();
+  in.scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
+  in.mask.causal = c.causal;
+  attn::AttentionOutputs out;
+  out.output = t.out.data();
+  out.probabilities = c.maps ? t.probs.data() : nullptr;
+  if (!Engine().Run(in, out).ok()) {  // also creates and caches the primitives
+    state.SkipWithError("engine failed");
+    return;
+  }
+  bool ok = true;
+  const double seconds = TimedLoop(state, [&] { ok = ok && Engine().Run(in, out).ok(); });
+  if (!ok) {
+    state.SkipWithError("engine failed");
+    return;
+  }
+  // GFLOP/s = B * H * visible pairs * (2 * D for Q K^T + 2 * Dv for P V) * iterations / seconds
+  const double calls_per_second = state.iterations() / seconds;
+  const double gflops = d.batch * d.heads * VisiblePairs(d, c.causal) * 2.0 *
+                        (d.head_dim + d.value_dim) * 1e-9 * calls_per_second;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["peak%"] = 100 * gflops / g_f32_peak_gflops;
+  if (d.q_len == 1) {
+    // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (K and V, each read once per call) * calls/s
+    const double kv_gbs =
+        d.batch * d.kv_heads * d.kv_len * (d.head_dim + d.value_dim) * 4e-9 * calls_per_second;
+    state.counters["KV_GB/s"] = kv_gbs;
+    state.counters["bw%"] = 100 * kv_gbs / g_read_gbs;
+  }
+}
+
+void RegisterAll() {
+  benchmark::RegisterBenchmark("gemm/f32/2048", BM_Gemm, dt::f32)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("gemm/bf16/2048", BM_Gemm, dt::bf16)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("memory/read", BM_MemoryRead)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("memory/triad", BM_MemoryTriad)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+
+  struct Shape {
+    int64_t b, h, hkv, sq, sk, d;
+    attn::CausalKind causal;  // the causal variant of this shape
+  };
+  using attn::CausalKind;
+  const Shape shapes[] = {
+      {1, 12, 12, 128, 128, 64, CausalKind::kUpperLeft},
+      {8, 12, 12, 128, 128, 64, CausalKind::kUpperLeft},
+      {32, 8, 8, 64, 64, 64, CausalKind::kUpperLeft},
+      {4, 16, 16, 1024, 1024, 64, CausalKind::kUpperLeft},
+      {1, 32, 32, 2048, 2048, 128, CausalKind::kUpperLeft},
+      {1, 8, 8, 4096, 4096, 64, CausalKind::kUpperLeft},
+      {16, 32, 8, 1, 4096, 128, CausalKind::kLowerRight},  // decode, GQA 32/8
+  };
+  for (const Shape& s : shapes) {
+    for (const CausalKind causal : {CausalKind::kNone, s.causal}) {
+      for (const bool maps : {false, true}) {
+        const AttnCase c{{.batch = s.b, .heads = s.h, .kv_heads = s.hkv, .q_len = s.sq,
+                          .kv_len = s.sk, .head_dim = s.d, .value_dim = s.d},
+                         causal, maps};
+        char name[128];
+        std::snprintf(name, sizeof(name), "attn/%ldx%ldx%ldx%ldx%ld/kv%ld/causal=%s/maps=%d",
+                      static_cast<long>(s.b), static_cast<long>(s.h), static_cast<long>(s.sq),
+                      static_cast<long>(s.sk), static_cast<long>(s.d), static_cast<long>(s.hkv),
+                      CausalName(causal), maps ? 1 : 0);
+        benchmark::RegisterBenchmark(name, BM_Attention, c)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // --threads=N is ours; every other argument is left to Google Benchmark.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      g_threads = std::max(1, std::atoi(argv[i] + 10));
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  omp_set_num_threads(g_threads);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+  // The ceilings the attention counters are measured against: best of several runs.
+  Gemm gemm(2048, dt::f32);
+  g_f32_peak_gflops = gemm.flops() * 1e-9 / BestSeconds(6, [&] { gemm.Run(); });
+  Streams& streams = SharedStreams();
+  g_read_gbs = Streams::kBytesPerArray * 1e-9 /
+               BestSeconds(4, [&] { benchmark::DoNotOptimize(streams.Read()); });
+  benchmark::AddCustomContext("threads", std::to_string(g_threads));
+  benchmark::AddCustomContext("onednn", attn::AttentionEngine::OneDnnVersion() + " " +
+                                            attn::AttentionEngine::OneDnnIsa());
+  benchmark::AddCustomContext("f32_gemm_peak_gflops", std::to_string(g_f32_peak_gflops));
+  benchmark::AddCustomContext("read_bandwidth_gbs", std::to_string(g_read_gbs));
+
+  RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
