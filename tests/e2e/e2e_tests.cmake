@@ -16,7 +16,8 @@ add_custom_command(
 add_custom_target(e2e_python_stubs ALL DEPENDS ${REFLECTION_PY} python_stubs)
 
 foreach(suite test_cli test_python_client test_server_process test_multi_head test_http_gateway
-              test_heatmap test_ghz_configs test_observability_configs test_tls_auth)
+              test_heatmap test_ghz_configs test_observability_configs test_tls_auth
+              test_hostile_input test_drain)
   add_test(NAME e2e.${suite}
            COMMAND ${SYSTEM_PYTHON} -m unittest -v ${suite}
            WORKING_DIRECTORY ${E2E_DIR})
@@ -24,3 +25,10 @@ foreach(suite test_cli test_python_client test_server_process test_multi_head te
     ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 300)
 endforeach()
+
+# A short soak (scripts/soak.sh, default 120 s): overload with valid, invalid, cancelled and
+# deadline-expired calls; checks codes, p99, RSS and fds. `ctest -L soak` runs only this.
+add_test(NAME e2e.soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/soak.sh 20)
+set_tests_properties(e2e.soak PROPERTIES
+  ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
+  LABELS soak TIMEOUT 180 RUN_SERIAL TRUE)
