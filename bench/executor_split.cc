@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -16,7 +18,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/synchronization/mutex.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
 
@@ -52,7 +53,8 @@ std::pair<double, double> Measure(const attn::AttentionEngine& engine, const Sha
   attn::Executor executor({.workers = workers, .intra_op_threads = threads});
   std::vector<Buffers> buffers;
   for (int i = 0; i < concurrency; ++i) buffers.emplace_back(shape.dims);
-  absl::Mutex mu;
+  std::mutex mu;
+  std::condition_variable finished_one;
   int started = 0, finished = 0;
   double latency_sum_ms = 0;
   using Clock = std::chrono::steady_clock;
@@ -73,26 +75,28 @@ std::pair<double, double> Measure(const attn::AttentionEngine& engine, const Sha
           std::chrono::duration<double, std::milli>(Clock::now() - submitted).count();
       bool again = false;
       {
-        absl::MutexLock lock(&mu);
+        std::lock_guard lock(mu);
         latency_sum_ms += ms;
         ++finished;
         if (started < requests) {
           ++started;
           again = true;
         }
+        finished_one.notify_all();  // under the lock: Measure may return as soon as it is free
       }
       if (again) submit(slot);
     });
   };
   const auto t0 = Clock::now();
   {
-    absl::MutexLock lock(&mu);
+    std::lock_guard lock(mu);
     started = std::min(concurrency, requests);
   }
   for (int slot = 0; slot < std::min(concurrency, requests); ++slot) submit(slot);
-  auto all_done = [&] { return finished == requests; };
-  mu.LockWhen(absl::Condition(&all_done));
-  mu.Unlock();
+  {
+    std::unique_lock lock(mu);
+    finished_one.wait(lock, [&] { return finished == requests; });
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return {requests / seconds, latency_sum_ms / requests};
 }

@@ -25,7 +25,7 @@ void AttendStream::OnReadDone(bool ok) {
     return;
   }
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (state_ == State::kFinished) {
       gate_.Release();  // a drain finished the stream meanwhile
       return;
@@ -35,7 +35,7 @@ void AttendStream::OnReadDone(bool ok) {
   executor_.Submit([this, received] {
     const grpc::Status status = compute_(context_, request_, &response_, received);
     gate_.Release();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (!status.ok()) {
       FinishLocked(status);
       return;
@@ -46,7 +46,7 @@ void AttendStream::OnReadDone(bool ok) {
 }
 
 void AttendStream::OnWriteDone(bool ok) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
     return;
@@ -64,7 +64,7 @@ void AttendStream::OnWriteDone(bool ok) {
 }
 
 void AttendStream::OnDrain() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   draining_ = true;
   if (state_ == State::kReading) {
     FinishLocked(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -79,7 +79,7 @@ void AttendStream::OnDone() {
 }
 
 void AttendStream::FinishOnce(const grpc::Status& status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   FinishLocked(status);
 }
 

@@ -8,10 +8,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "attention/v1/attention.pb.h"
 #include "server/call_gate.h"
 #include "src/executor.h"
@@ -49,7 +50,7 @@ class AttendStream final
   const Compute compute_;
   attention::v1::AttendRequest request_;
   attention::v1::AttendResponse response_;
-  absl::Mutex mu_;
+  std::mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kReading;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t answered_ ABSL_GUARDED_BY(mu_) = 0;

@@ -2,10 +2,10 @@
 #include "server/attention_service.h"
 
 #include <chrono>
+#include <future>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/attend_call.h"
 #include "server/attend_stream.h"
@@ -165,14 +165,9 @@ grpc::ServerUnaryReactor* AttentionService::RunOnWorker(Job job,
 }
 
 grpc::Status AttentionService::RunBlocking(Job job) {
-  absl::Notification done;
-  grpc::Status result;
-  Execute(std::move(job), [&](const grpc::Status& status) {
-    result = status;
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
+  std::promise<grpc::Status> result;
+  Execute(std::move(job), [&](const grpc::Status& status) { result.set_value(status); });
+  return result.get_future().get();
 }
 
 absl::Status AttentionService::Authorize(const std::optional<std::string>& authorization) const {

@@ -52,7 +52,7 @@ absl::StatusOr<int> AuthTokens::Reload() {
   absl::StatusOr<std::vector<std::string>> tokens = ReadTokens(path_);
   if (!tokens.ok()) return tokens.status();
   const int count = static_cast<int>(tokens->size());
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   tokens_ = std::make_shared<const std::vector<std::string>>(*std::move(tokens));
   return count;
 }
@@ -68,7 +68,7 @@ absl::Status AuthTokens::Check(const std::optional<std::string>& authorization) 
   const std::string presented = authorization->substr(kBearer.size());
   std::shared_ptr<const std::vector<std::string>> tokens;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     tokens = tokens_;
   }
   bool match = false;

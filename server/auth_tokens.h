@@ -7,13 +7,14 @@
 #define ATTNSERVE_SERVER_AUTH_TOKENS_H_
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace attn {
 
@@ -33,7 +34,7 @@ class AuthTokens {
   explicit AuthTokens(std::string path) : path_(std::move(path)) {}
 
   const std::string path_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::shared_ptr<const std::vector<std::string>> tokens_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "src/deadline_wait.h"
 
 namespace attn {
 
@@ -12,7 +13,7 @@ CallGate::CallGate(int64_t max_inflight, int64_t max_queue)
     : max_inflight_(max_inflight), max_queue_(max_queue) {}
 
 absl::Status CallGate::Admit() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   last_arrival_ = absl::Now();
   if (draining_) {
     return absl::UnavailableError("the server is shutting down; retry on another replica");
@@ -27,35 +28,38 @@ absl::Status CallGate::Admit() {
 }
 
 void CallGate::Release() {
-  absl::MutexLock lock(&mu_);
-  --running_;
+  {
+    std::lock_guard lock(mu_);
+    --running_;
+  }
+  released_.notify_all();
 }
 
 void CallGate::RegisterStream(Drainable* stream) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   streams_.insert(stream);
   if (draining_) stream->OnDrain();
 }
 
 void CallGate::UnregisterStream(Drainable* stream) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   streams_.erase(stream);
 }
 
 void CallGate::StartDraining() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   draining_ = true;
   // Under the lock, so no stream can unregister (and be deleted) meanwhile.
   for (Drainable* stream : streams_) stream->OnDrain();
 }
 
 bool CallGate::draining() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return draining_;
 }
 
 int64_t CallGate::running() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return running_;
 }
 
@@ -64,8 +68,8 @@ bool CallGate::WaitUntilQuiet(absl::Duration quiet, absl::Time deadline) {
   while (true) {
     absl::Time quiet_at;
     {
-      absl::MutexLock lock(&mu_);
-      if (!mu_.AwaitWithDeadline(absl::Condition(&idle), deadline)) return false;
+      std::unique_lock lock(mu_);
+      if (!WaitUntilDeadline(released_, lock, deadline, idle)) return false;
       quiet_at = last_arrival_ + quiet;
     }
     const absl::Time now = absl::Now();

@@ -4,11 +4,13 @@
 #ifndef ATTNSERVE_SERVER_CALL_GATE_H_
 #define ATTNSERVE_SERVER_CALL_GATE_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 
 namespace attn {
@@ -51,7 +53,8 @@ class CallGate {
  private:
   const int64_t max_inflight_;
   const int64_t max_queue_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable released_;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

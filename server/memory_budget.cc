@@ -2,6 +2,7 @@
 #include "server/memory_budget.h"
 
 #include "absl/strings/str_cat.h"
+#include "src/deadline_wait.h"
 
 namespace attn {
 
@@ -14,11 +15,11 @@ absl::Status MemoryBudget::Acquire(int64_t bytes, absl::Time deadline) {
         absl::StrCat("the request needs about ", bytes, " bytes of working memory, over the "
                      "whole budget of ", total_, " (--memory_budget_bytes)"));
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   auto fits = [this, bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return in_use_ + bytes <= total_;
   };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&fits), deadline)) {
+  if (!WaitUntilDeadline(released_, lock, deadline, fits)) {
     return absl::DeadlineExceededError(absl::StrCat(
         "the deadline passed while waiting for ", bytes, " bytes of working memory (",
         in_use_, " of ", total_, " in use, --memory_budget_bytes)"));
@@ -29,12 +30,15 @@ absl::Status MemoryBudget::Acquire(int64_t bytes, absl::Time deadline) {
 
 void MemoryBudget::Release(int64_t bytes) {
   if (total_ == 0) return;
-  absl::MutexLock lock(&mu_);
-  in_use_ -= bytes;
+  {
+    std::lock_guard lock(mu_);
+    in_use_ -= bytes;
+  }
+  released_.notify_all();
 }
 
 int64_t MemoryBudget::in_use() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return in_use_;
 }
 

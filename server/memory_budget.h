@@ -4,10 +4,12 @@
 #ifndef ATTNSERVE_SERVER_MEMORY_BUDGET_H_
 #define ATTNSERVE_SERVER_MEMORY_BUDGET_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 
 namespace attn {
@@ -25,7 +27,8 @@ class MemoryBudget {
 
  private:
   const int64_t total_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable released_;
   int64_t in_use_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -77,7 +77,7 @@ void Metrics::Histogram::Observe(double seconds) {
 }
 
 void Metrics::Record(const CallRecord& call) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   ++requests_[{call.method, call.code}];
   PerMethod& m = per_method_[call.method];
   m.request.Observe(call.request_s);
@@ -91,7 +91,7 @@ void Metrics::Record(const CallRecord& call) {
 std::string Metrics::Render(const ScrapeGauges& gauges) const {
   std::string out;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     Header(out, "attnserve_requests_total", "counter", "Requests finished, by method and code.");
     for (const auto& [key, count] : requests_) {
       Sample(out, "attnserve_requests_total",

@@ -9,9 +9,10 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace attn {
 
@@ -62,7 +63,7 @@ class Metrics {
     int64_t bytes_sent = 0;
   };
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, int64_t> requests_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, PerMethod> per_method_ ABSL_GUARDED_BY(mu_);
 };

@@ -4,7 +4,7 @@
 #include <optional>
 #include <random>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace attn {
 namespace {
@@ -34,11 +34,11 @@ bool WellFormedTraceparent(const std::string& t) {
 }  // namespace
 
 std::string NewRequestId() {
-  static absl::Mutex mu;
+  static std::mutex mu;
   static std::mt19937_64 rng ABSL_GUARDED_BY(mu){std::random_device{}()};
   uint64_t high, low;
   {
-    absl::MutexLock lock(&mu);
+    std::lock_guard lock(mu);
     high = rng();
     low = rng();
   }

@@ -12,11 +12,11 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "src/mask_tile.h"
 #include "src/onednn_util.h"
 
@@ -239,19 +239,19 @@ class FirstError {
     Record(absl::InternalError(absl::StrCat("oneDNN: ", e.what())));
   }
   void Record(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (status_.ok()) status_ = std::move(status);
     failed_.store(true, std::memory_order_relaxed);
   }
   // True once anything was recorded: the remaining pieces are skipped.
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
   absl::Status Take() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     return status_;
   }
 
  private:
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::Status status_;
   std::atomic<bool> failed_{false};
 };

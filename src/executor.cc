@@ -14,19 +14,23 @@ Executor::Executor(Options options) : options_(options) {
 
 Executor::~Executor() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  work_or_stop_.notify_all();
   for (std::thread& thread : threads_) thread.join();
 }
 
 void Executor::Submit(absl::AnyInvocable<void() &&> task) {
-  absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(task));
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(task));
+  }
+  work_or_stop_.notify_one();
 }
 
 size_t Executor::queue_depth() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return queue_.size();
 }
 
@@ -36,12 +40,8 @@ void Executor::WorkerLoop() {
   while (true) {
     absl::AnyInvocable<void() &&> task;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Executor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return self->stopping_ || !self->queue_.empty();
-          },
-          this));
+      std::unique_lock lock(mu_);
+      work_or_stop_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything submitted has run
       task = std::move(queue_.front());
       queue_.pop_front();

@@ -6,13 +6,15 @@
 #ifndef ATTNSERVE_SRC_EXECUTOR_H_
 #define ATTNSERVE_SRC_EXECUTOR_H_
 
+#include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace attn {
 
@@ -39,7 +41,8 @@ class Executor {
   void WorkerLoop();
 
   const Options options_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  std::condition_variable work_or_stop_;
   std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -8,7 +8,7 @@ PrimitiveCache::PrimitiveCache(size_t capacity) : capacity_(capacity == 0 ? 1 : 
 std::shared_ptr<const dnnl::primitive> PrimitiveCache::GetOrCreate(
     const std::string& key, const std::function<dnnl::primitive()>& make) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     auto it = index_.find(key);
     if (it != index_.end()) {
       ++hits_;
@@ -19,7 +19,7 @@ std::shared_ptr<const dnnl::primitive> PrimitiveCache::GetOrCreate(
   }
   // Two threads may build the same primitive at once; the first to insert wins, both are valid.
   auto made = std::make_shared<const dnnl::primitive>(make());
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = index_.find(key);
   if (it != index_.end()) return it->second->second;
   lru_.emplace_front(key, made);
@@ -32,17 +32,17 @@ std::shared_ptr<const dnnl::primitive> PrimitiveCache::GetOrCreate(
 }
 
 int64_t PrimitiveCache::hits() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return hits_;
 }
 
 int64_t PrimitiveCache::misses() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return misses_;
 }
 
 size_t PrimitiveCache::size() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return lru_.size();
 }
 

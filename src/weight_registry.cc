@@ -25,7 +25,7 @@ absl::Status WeightRegistry::CheckName(const std::string& field, const std::stri
 
 absl::Status WeightRegistry::Put(const std::string& name,
                                  std::shared_ptr<const MultiHeadWeights> weights) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = entries_.find(name);
   const int64_t replaced = it == entries_.end() ? 0 : it->second->bytes();
   const int64_t total = bytes_ - replaced + weights->bytes();
@@ -41,7 +41,7 @@ absl::Status WeightRegistry::Put(const std::string& name,
 
 absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> WeightRegistry::Get(
     const std::string& name) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     return absl::NotFoundError(absl::StrCat("no weights named \"", name, "\""));
@@ -50,7 +50,7 @@ absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> WeightRegistry::Get(
 }
 
 absl::Status WeightRegistry::Delete(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   auto it = entries_.find(name);
   if (it == entries_.end()) {
     return absl::NotFoundError(absl::StrCat("no weights named \"", name, "\""));
@@ -61,12 +61,12 @@ absl::Status WeightRegistry::Delete(const std::string& name) {
 }
 
 std::vector<WeightRegistry::Entry> WeightRegistry::List() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return {entries_.begin(), entries_.end()};
 }
 
 int64_t WeightRegistry::bytes() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return bytes_;
 }
 

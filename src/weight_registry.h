@@ -8,13 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 #include "src/multi_head_weights.h"
 
 namespace attn {
@@ -41,7 +42,7 @@ class WeightRegistry {
 
  private:
   const int64_t max_bytes_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const MultiHeadWeights>> entries_ ABSL_GUARDED_BY(mu_);
   int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -5,10 +5,11 @@
 #include <omp.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace attn {
@@ -16,12 +17,12 @@ namespace {
 
 TEST(ExecutorTest, OneWorkerRunsTasksInOrder) {
   std::vector<int> order;
-  absl::Mutex mu;
+  std::mutex mu;
   {
     Executor executor({.workers = 1, .intra_op_threads = 1});
     for (int i = 0; i < 100; ++i) {
       executor.Submit([&, i] {
-        absl::MutexLock lock(&mu);
+        std::lock_guard lock(mu);
         order.push_back(i);
       });
     }
@@ -31,23 +32,25 @@ TEST(ExecutorTest, OneWorkerRunsTasksInOrder) {
 }
 
 TEST(ExecutorTest, WorkersRunConcurrently) {
-  Executor executor({.workers = 2, .intra_op_threads = 1});
-  absl::Notification first_started, release;
+  // Declared before the executor, so they outlive its workers.
+  std::promise<void> first_started, release, second_done;
+  std::shared_future<void> released = release.get_future().share();
   std::atomic<bool> second_ran{false};
+  Executor executor({.workers = 2, .intra_op_threads = 1});
   executor.Submit([&] {
-    first_started.Notify();
-    release.WaitForNotificationWithTimeout(absl::Seconds(10));
+    first_started.set_value();
+    released.wait_for(std::chrono::seconds(10));
   });
-  first_started.WaitForNotification();
-  absl::Notification second_done;
+  first_started.get_future().wait();
   executor.Submit([&] {
     second_ran = true;
-    second_done.Notify();
+    second_done.set_value();
   });
   // The second task runs while the first still blocks its worker.
-  EXPECT_TRUE(second_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(second_done.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
   EXPECT_TRUE(second_ran);
-  release.Notify();
+  release.set_value();
 }
 
 TEST(ExecutorTest, TasksSeeTheConfiguredOpenMpThreadCount) {
@@ -64,18 +67,19 @@ TEST(ExecutorTest, TasksSeeTheConfiguredOpenMpThreadCount) {
 }
 
 TEST(ExecutorTest, QueueDepthCountsWaitingTasks) {
+  std::promise<void> started, release;  // outlive the executor's worker
+  std::shared_future<void> released = release.get_future().share();
   Executor executor({.workers = 1, .intra_op_threads = 1});
-  absl::Notification started, release;
   executor.Submit([&] {
-    started.Notify();
-    release.WaitForNotificationWithTimeout(absl::Seconds(10));
+    started.set_value();
+    released.wait_for(std::chrono::seconds(10));
   });
-  started.WaitForNotification();
+  started.get_future().wait();
   executor.Submit([] {});
   executor.Submit([] {});
   EXPECT_EQ(executor.queue_depth(), 2u);
   EXPECT_EQ(executor.workers(), 1);
-  release.Notify();
+  release.set_value();
 }
 
 }  // namespace
