@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, with apt-get, the Debian packages attnserve needs that are not installed yet (a no-op
 # when everything is present). `--test` adds what the tests need; `--docker` adds what
-# scripts/docker-smoke.sh needs to build and run the image without a Docker engine.
+# scripts/docker-smoke.sh needs to build and run the image without a Docker engine; `--fuzz`
+# adds clang 14 and its libFuzzer/sanitizer runtimes for scripts/fuzz.sh.
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config
@@ -20,7 +21,8 @@ for option in "$@"; do
       fi
       ;;
     --docker) packages+=(podman runc debootstrap) ;;
-    *) echo "usage: $0 [--test] [--docker]" >&2; exit 2 ;;
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "usage: $0 [--test] [--docker] [--fuzz]" >&2; exit 2 ;;
   esac
 done
 
