@@ -39,7 +39,7 @@ for mode in "${modes[@]}"; do
         build_and_test build-asan address "$asan_tests" "${asan_targets[@]}"
       ;;
     thread)
-      # One OpenMP thread: libgomp is not instrumented (TRAPS.md). Suppressions: tsan.supp.
+      # One OpenMP thread: libgomp is not instrumented (TRAPS.md). tsan.supp: gRPC-only suppressions.
       OMP_NUM_THREADS=1 \
       TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
         build_and_test build-tsan thread "$tsan_tests" "${tsan_targets[@]}"
