@@ -24,3 +24,10 @@ foreach(suite test_cli test_python_client test_server_process test_multi_head te
     ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 300)
 endforeach()
+
+# engine-load, the in-process peer of `attn-client bench` (which test_cli covers).
+add_test(NAME bench.engine_load COMMAND ${SYSTEM_PYTHON} -m unittest -v test_engine_load
+         WORKING_DIRECTORY ${E2E_DIR})
+set_tests_properties(bench.engine_load PROPERTIES
+  ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
+  LABELS bench TIMEOUT 300)
