@@ -19,6 +19,7 @@
 #include "server/server_runner.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
+#include "src/memory_reuse.h"
 
 ABSL_FLAG(int, workers, 1, "compute workers, as attnserve --workers");
 ABSL_FLAG(int, intra_op_threads, 0,
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   if (threads == 0) threads = std::max(1, cores / workers);
 
+  attn::KeepFreedMemoryForReuse();  // as attnserve does
   const attn::ServerOptions server;  // attnserve's defaults for the limits and the cache
   const attn::AttendLimits limits{.max_elements = server.max_elements,
                                   .max_message_bytes = server.max_message_bytes};

@@ -40,6 +40,7 @@
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/tensor_codec.h"
+#include "src/memory_reuse.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout_s, 60, "deadline of each call, seconds");
@@ -192,6 +193,7 @@ int Bench(const attn::AttentionClient& client) {
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
   if (!options.ok()) return Usage(std::string(options.status().message()));
+  attn::KeepFreedMemoryForReuse();  // as attnserve and engine-load do
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
   const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
     return [&client, request, response = pb::AttendResponse()]() mutable {
