@@ -5,7 +5,8 @@
 # Prints both throughputs, server/in-process, and the mean latency gRPC adds per call.
 #   bench/server_overhead.sh [B,H,Sq,Sk,D] [concurrency] [duration]
 #   (defaults 1,12,128,128,64, 4, 10s; maps=probabilities, f32; BUILD_DIR defaults to build/)
-# Extra attnserve flags (e.g. --workers=2) may be given in ATTNSERVE_FLAGS.
+# Extra attnserve flags (e.g. --workers=2) may be given in ATTNSERVE_FLAGS; the environment
+# (e.g. OMP_WAIT_POLICY) reaches all three processes alike.
 set -euo pipefail
 
 shape=${1:-1,12,128,128,64}
@@ -42,7 +43,8 @@ done
 [[ -s $tmp/port ]] || { echo "attnserve did not start in 30 s" >&2; exit 1; }
 address=127.0.0.1:$(cat "$tmp/port")
 
-echo "shape $shape, maps=probabilities, f32, concurrency $concurrency, $duration (+1s warm-up)"
+echo "shape $shape, maps=probabilities, f32, concurrency $concurrency, $duration (+1s warm-up)," \
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
 "$build/attn-client" bench --address="$address" "${load_flags[@]}" >"$tmp/server.json"
 "$build/engine-load" "${load_flags[@]}" >"$tmp/in_process.json"
 
