@@ -69,6 +69,12 @@ absl::StatusOr<attention::v1::AttendResponse> AttentionClient::Attend(
       &attention::v1::AttentionService::Stub::Attend, request);
 }
 
+absl::Status AttentionClient::Attend(const attention::v1::AttendRequest& request,
+                                     attention::v1::AttendResponse* response) const {
+  const std::unique_ptr<grpc::ClientContext> context = NewContext();
+  return ToAbslStatus(stub_->Attend(context.get(), request, response));
+}
+
 absl::StatusOr<attention::v1::AttendResponse> AttentionClient::MultiHeadAttend(
     const attention::v1::MultiHeadAttendRequest& request) const {
   return Call<attention::v1::MultiHeadAttendRequest, attention::v1::AttendResponse>(

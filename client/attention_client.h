@@ -38,6 +38,9 @@ class AttentionClient {
       const std::string& service) const;
   absl::StatusOr<attention::v1::AttendResponse> Attend(
       const attention::v1::AttendRequest& request) const;
+  // The same into `response`, whose buffers are reused (load loops).
+  absl::Status Attend(const attention::v1::AttendRequest& request,
+                      attention::v1::AttendResponse* response) const;
   absl::StatusOr<attention::v1::AttendResponse> MultiHeadAttend(
       const attention::v1::MultiHeadAttendRequest& request) const;
   absl::StatusOr<attention::v1::WeightsInfo> PutWeights(

@@ -4,6 +4,7 @@
 //   attn-client heatmap --out=F.png|F.svg [--tokens=I,am,good] [--head=N|--average] [--shape ...]
 //   attn-client mha [--batch B --tokens S --d_model M --heads H ...] [--weights_name N] [--verify]
 //   attn-client weights list | put NAME --weights_file F.safetensors | delete NAME
+//   attn-client bench --shape B,H,Sq,Sk,D [--concurrency N --duration 10s --warmup 1s --json]
 // Every subcommand takes --address. Exit status 0 = success, 1 = the call or the check failed,
 // 2 = bad usage.
 #include <chrono>
@@ -26,9 +27,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/attend_flags.h"
 #include "client/attention_client.h"
 #include "client/demo.h"
 #include "client/heatmap.h"
+#include "client/load_flags.h"
 #include "client/random_multi_head.h"
 #include "client/random_request.h"
 #include "client/verify.h"
@@ -37,6 +40,7 @@
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/tensor_codec.h"
+#include "src/memory_reuse.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout_s, 60, "deadline of each call, seconds");
@@ -47,15 +51,6 @@ ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token, sent as 'authorization: Bearer <token>'");
 ABSL_FLAG(std::string, service, "attention.v1.AttentionService",
           "health: the service to check (\"\" = the whole server)");
-ABSL_FLAG(std::optional<std::string>, shape, std::nullopt,
-          "attend: B,H,Sq,Sk,D (default 1,8,128,128,64); heatmap: random inputs of this shape "
-          "instead of the demo");
-ABSL_FLAG(int64_t, kv_heads, 0, "attend: key/value heads (0 = H; H must be a multiple)");
-ABSL_FLAG(int64_t, value_dim, 0, "attend: value head size Dv (0 = D)");
-ABSL_FLAG(std::string, causal, "none", "attend, heatmap: none, upper_left or lower_right");
-ABSL_FLAG(std::string, maps, "probabilities", "attend: none, probabilities, scores or both");
-ABSL_FLAG(std::string, dtype, "f32", "attend: f32, bf16 or f16 (inputs and output)");
-ABSL_FLAG(uint32_t, seed, 1, "attend: random seed");
 ABSL_FLAG(bool, verify, false, "attend, mha: check the answer against the double reference");
 ABSL_FLAG(int64_t, batch, 1, "mha: batch size B");
 ABSL_FLAG(std::string, tokens, "",
@@ -91,7 +86,9 @@ constexpr char kUsage[] =
     "           the demo's, or random inputs of --shape; --tokens=a,b,c labels the axes\n"
     "  mha      MultiHeadAttend on random embeddings, with random weights (--verify checks\n"
     "           them) or the server's --weights_name\n"
-    "  weights  list | put NAME --weights_file F.safetensors | delete NAME\n";
+    "  weights  list | put NAME --weights_file F.safetensors | delete NAME\n"
+    "  bench    closed-loop load: --concurrency calls of --shape outstanding for --duration\n"
+    "           after --warmup; prints requests/s, latency percentiles, errors by code (--json)\n";
 
 int Usage(const std::string& problem) {
   std::cerr << problem << "\n\n" << kUsage;
@@ -118,56 +115,6 @@ int Health(const attn::AttentionClient& client) {
   std::cout << "\"" << service << "\": "
             << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*status) << "\n";
   return *status == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
-}
-
-absl::StatusOr<pb::Causal> CausalFromFlag() {
-  const std::string causal = absl::GetFlag(FLAGS_causal);
-  if (causal == "none") return pb::CAUSAL_NONE;
-  if (causal == "upper_left") return pb::CAUSAL_UPPER_LEFT;
-  if (causal == "lower_right") return pb::CAUSAL_LOWER_RIGHT;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--causal \"", causal, "\": use none, upper_left or lower_right"));
-}
-
-absl::StatusOr<attn::RandomAttendSpec> SpecFromFlags() {
-  absl::StatusOr<std::vector<int64_t>> shape =
-      attn::ParseShapeList(absl::GetFlag(FLAGS_shape).value_or("1,8,128,128,64"));
-  if (!shape.ok()) return shape.status();
-  attn::RandomAttendSpec spec;
-  const std::vector<int64_t>& s = *shape;
-  const int64_t kv_heads = absl::GetFlag(FLAGS_kv_heads);
-  const int64_t value_dim = absl::GetFlag(FLAGS_value_dim);
-  spec.dims = {.batch = s[0], .heads = s[1], .kv_heads = kv_heads > 0 ? kv_heads : s[1],
-               .q_len = s[2], .kv_len = s[3], .head_dim = s[4],
-               .value_dim = value_dim > 0 ? value_dim : s[4]};
-  absl::StatusOr<pb::Causal> causal = CausalFromFlag();
-  if (!causal.ok()) return causal.status();
-  spec.causal = *causal;
-  const std::string maps = absl::GetFlag(FLAGS_maps);
-  if (maps == "none") {
-    spec.maps = pb::ATTENTION_MAPS_NONE;
-  } else if (maps == "probabilities") {
-    spec.maps = pb::ATTENTION_MAPS_PROBABILITIES;
-  } else if (maps == "scores") {
-    spec.maps = pb::ATTENTION_MAPS_SCORES;
-  } else if (maps == "both") {
-    spec.maps = pb::ATTENTION_MAPS_PROBABILITIES_AND_SCORES;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--maps \"", maps, "\": use none, probabilities, scores or both"));
-  }
-  const std::string dtype = absl::GetFlag(FLAGS_dtype);
-  if (dtype == "f32") {
-    spec.dtype = attn::DType::kFloat32;
-  } else if (dtype == "bf16") {
-    spec.dtype = attn::DType::kBFloat16;
-  } else if (dtype == "f16") {
-    spec.dtype = attn::DType::kFloat16;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat("--dtype \"", dtype, "\": use f32, bf16 or f16"));
-  }
-  spec.seed = absl::GetFlag(FLAGS_seed);
-  return spec;
 }
 
 int WriteFile(const std::string& path, const std::string& bytes) {
@@ -214,7 +161,7 @@ int SaveRequest(const attn::RandomAttend& sent) {
 }
 
 int Attend(const attn::AttentionClient& client) {
-  absl::StatusOr<attn::RandomAttendSpec> spec = SpecFromFlags();
+  absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   const attn::RandomAttend sent = attn::MakeRandomAttend(*spec);
   if (!absl::GetFlag(FLAGS_save_request).empty() ||
@@ -238,6 +185,24 @@ int Attend(const attn::AttentionClient& client) {
               report.output_max_abs_error, report.probabilities_max_abs_error,
               report.scores_max_abs_error, report.ok ? "OK" : report.failure.c_str());
   return report.ok ? 0 : 1;
+}
+
+// bench: a closed loop of Attend calls, each client with its own copy of the request.
+int Bench(const attn::AttentionClient& client) {
+  absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
+  if (!spec.ok()) return Usage(std::string(spec.status().message()));
+  absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
+  if (!options.ok()) return Usage(std::string(options.status().message()));
+  attn::KeepFreedMemoryForReuse();  // as attnserve and engine-load do
+  const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
+  const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
+    return [&client, request, response = pb::AttendResponse()]() mutable {
+      return client.Attend(request, &response);
+    };
+  });
+  return attn::PrintLoadResult(
+      {.target = absl::GetFlag(FLAGS_address), .request = attn::DescribeRandomAttend(*spec)},
+      *options, result);
 }
 
 // d_model of the server's weights `name`.
@@ -314,10 +279,10 @@ struct HeatmapInput {
 
 absl::StatusOr<HeatmapInput> HeatmapInputFromFlags() {
   HeatmapInput in;
-  absl::StatusOr<pb::Causal> causal = CausalFromFlag();
+  absl::StatusOr<pb::Causal> causal = attn::CausalFromFlag();
   if (!causal.ok()) return causal.status();
   if (absl::GetFlag(FLAGS_shape).has_value()) {
-    absl::StatusOr<attn::RandomAttendSpec> spec = SpecFromFlags();
+    absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
     if (!spec.ok()) return spec.status();
     spec->maps = pb::ATTENTION_MAPS_PROBABILITIES;
     in.request = attn::MakeRandomAttend(*spec).request;
@@ -488,5 +453,6 @@ int main(int argc, char** argv) {
   if (command == "mha") return MultiHead(client);
   if (command == "heatmap") return Heatmap(client);
   if (command == "weights") return Weights(client, args);
+  if (command == "bench") return Bench(client);
   return Usage(absl::StrCat("unknown command \"", command, "\""));
 }

@@ -63,4 +63,13 @@ RandomAttend MakeRandomAttend(const RandomAttendSpec& spec) {
   return out;
 }
 
+std::string DescribeRandomAttend(const RandomAttendSpec& spec) {
+  const AttentionDims& d = spec.dims;
+  return absl::StrCat("B=", d.batch, " H=", d.heads, " Hkv=", d.kv_heads, " Sq=", d.q_len,
+                      " Sk=", d.kv_len, " D=", d.head_dim, " Dv=", d.value_dim,
+                      " causal=", pb::Causal_Name(spec.causal),
+                      " maps=", pb::AttentionMaps_Name(spec.maps),
+                      " dtype=", std::string(DTypeName(spec.dtype)));
+}
+
 }  // namespace attn

@@ -32,6 +32,8 @@ struct RandomAttend {
 // "B,H,Sq,Sk,D" -> five positive numbers.
 absl::StatusOr<std::vector<int64_t>> ParseShapeList(const std::string& text);
 RandomAttend MakeRandomAttend(const RandomAttendSpec& spec);
+// "B=1 H=12 Hkv=12 Sq=128 Sk=128 D=64 Dv=64 causal=CAUSAL_NONE maps=... dtype=f32".
+std::string DescribeRandomAttend(const RandomAttendSpec& spec);
 
 }  // namespace attn
 

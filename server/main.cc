@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/request_log.h"
 #include "server/server_runner.h"
+#include "src/memory_reuse.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0:50051", "host:port to listen on; port 0 picks a free one");
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   const sigset_t handled_signals = BlockHandledSignals();
   absl::SetProgramUsageMessage("Serves attention.v1.AttentionService over gRPC. Flags:");
   absl::ParseCommandLine(argc, argv);
+  attn::KeepFreedMemoryForReuse();  // message buffers are reused, not faulted in per call
 
   absl::StatusOr<attn::LogFormat> format = attn::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
   if (!format.ok()) return Fail(format.status().ToString());

@@ -32,3 +32,10 @@ add_test(NAME e2e.soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/soak.sh 20)
 set_tests_properties(e2e.soak PROPERTIES
   ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
   LABELS soak TIMEOUT 180 RUN_SERIAL TRUE)
+
+# engine-load, the in-process peer of `attn-client bench` (which test_cli covers).
+add_test(NAME bench.engine_load COMMAND ${SYSTEM_PYTHON} -m unittest -v test_engine_load
+         WORKING_DIRECTORY ${E2E_DIR})
+set_tests_properties(bench.engine_load PROPERTIES
+  ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
+  LABELS bench TIMEOUT 300)

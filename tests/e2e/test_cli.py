@@ -1,14 +1,16 @@
 """End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify, mha
---verify, weights list/put/delete)."""
+--verify, weights list/put/delete, bench)."""
+import json
 import os
 import subprocess
 import tempfile
 import unittest
 
 from attnserve_process import AttnServe, run_client
+from load_report_checks import SMALL_LOAD, ReportChecks
 
 
-class CliTest(unittest.TestCase):
+class CliTest(unittest.TestCase, ReportChecks):
     @classmethod
     def setUpClass(cls):
         cls.server = AttnServe("--workers=1", "--intra_op_threads=2")
@@ -107,6 +109,37 @@ class CliTest(unittest.TestCase):
         self.assertIn("INVALID_ARGUMENT", result.stderr)
         self.assertIn("query.shape[1] = 6", result.stderr)
         self.assertEqual(self.client("attend", "--shape=1,6,4,4,8", "--verify").returncode, 0)
+
+    def test_bench_json_report(self):
+        result = self.client("bench", *SMALL_LOAD, "--causal=upper_left", "--json")
+        report = self.assert_clean_report(result)
+        self.assertEqual(report["target"], self.server.address)
+        self.assertIn("B=1 H=4 Hkv=4 Sq=32 Sk=32 D=16", report["request"])
+        self.assertIn("CAUSAL_UPPER_LEFT", report["request"])
+
+    def test_bench_text_report(self):
+        result = self.client("bench", *SMALL_LOAD, "--maps=both", "--kv_heads=2")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for words in ("requests/s", "p50", "p99", "max", "errors      none", "concurrency 2"):
+            self.assertIn(words, result.stdout)
+
+    def test_bench_counts_errors_by_code(self):
+        # H = 6 is not a multiple of Hkv = 4: every call is refused.
+        result = self.client("bench", "--shape=1,6,4,4,8", "--kv_heads=4", "--duration=1s",
+                             "--warmup=0s", "--concurrency=2", "--json")
+        self.assertEqual(result.returncode, 1, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual(report["requests"], 0)
+        self.assertEqual(list(report["errors"]), ["INVALID_ARGUMENT"])
+        self.assertGreater(report["errors"]["INVALID_ARGUMENT"], 0)
+
+    def test_bench_bad_flags_exit_2(self):
+        for flag in ("--concurrency=0", "--concurrency=x", "--duration=0s", "--duration=10",
+                     "--warmup=-1s", "--maps=all", "--shape=1,2,3"):
+            with self.subTest(flag=flag):
+                result = self.client("bench", flag)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertIn(flag.split("=")[0], result.stderr)
 
     def test_bad_usage_exits_2(self):
         self.assertEqual(self.client("attend", "--shape=1,2,3").returncode, 2)

@@ -1,0 +1,77 @@
+// engine-load: the in-process peer of `attn-client bench`. The same closed loop (the same
+// request and load flags, the same report) of the same random AttendRequest, but each call runs
+// RunAttend -- the server's own request -> engine -> response path -- on an Executor built like
+// attnserve's (--workers, --intra_op_threads with the server's defaults, so the OpenMP threads
+// per worker match), with no gRPC, no serialization and no network.
+// bench/server_overhead.sh compares the two.
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/synchronization/notification.h"
+#include "client/attend_flags.h"
+#include "client/load_flags.h"
+#include "server/attend_call.h"
+#include "server/server_runner.h"
+#include "src/attention_engine.h"
+#include "src/executor.h"
+#include "src/memory_reuse.h"
+
+ABSL_FLAG(int, workers, 1, "compute workers, as attnserve --workers");
+ABSL_FLAG(int, intra_op_threads, 0,
+          "OpenMP threads per worker, as attnserve --intra_op_threads (0 = cores / workers)");
+
+namespace {
+
+namespace pb = attention::v1;
+
+int Usage(const std::string& problem) {
+  std::cerr << "engine-load: " << problem << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "engine-load --shape B,H,Sq,Sk,D [--concurrency N --duration 10s --warmup 1s --json]: "
+      "attn-client bench's closed loop, in process (no gRPC)");
+  if (absl::ParseCommandLine(argc, argv).size() != 1) return Usage("takes flags only");
+  absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
+  if (!spec.ok()) return Usage(std::string(spec.status().message()));
+  absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
+  if (!options.ok()) return Usage(std::string(options.status().message()));
+  const int workers = absl::GetFlag(FLAGS_workers);
+  int threads = absl::GetFlag(FLAGS_intra_op_threads);
+  if (workers < 1 || threads < 0) return Usage("--workers must be >= 1, --intra_op_threads >= 0");
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0) threads = std::max(1, cores / workers);
+
+  attn::KeepFreedMemoryForReuse();  // as attnserve does
+  const attn::ServerOptions server;  // attnserve's defaults for the limits and the cache
+  const attn::AttendLimits limits{.max_elements = server.max_elements,
+                                  .max_message_bytes = server.max_message_bytes};
+  const attn::AttentionEngine engine({.primitive_cache_capacity = server.primitive_cache_capacity});
+  attn::Executor executor({.workers = workers, .intra_op_threads = threads});
+  const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
+  const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
+    // Like a gRPC call: the client's own request, a fresh response, computed on a worker.
+    return [&, request]() {
+      pb::AttendResponse response;
+      absl::Status status;
+      absl::Notification done;
+      executor.Submit([&] {
+        status = attn::RunAttend(request, limits, engine, &response);
+        done.Notify();
+      });
+      done.WaitForNotification();
+      return status;
+    };
+  });
+  return attn::PrintLoadResult(
+      {.target = "in-process", .request = attn::DescribeRandomAttend(*spec)}, *options, result);
+}

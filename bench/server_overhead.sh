@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The server-overhead ratio: the same closed loop of Attend calls through the real server
+# (build/attnserve on a free 127.0.0.1 port, `attn-client bench`) and in process
+# (build/engine-load: the server's RunAttend on an Executor built the same way, no gRPC).
+# Prints both throughputs, server/in-process, and the mean latency gRPC adds per call.
+#   bench/server_overhead.sh [B,H,Sq,Sk,D] [concurrency] [duration]
+#   (defaults 1,12,128,128,64, 4, 10s; maps=probabilities, f32; BUILD_DIR defaults to build/)
+# Extra attnserve flags (e.g. --workers=2) may be given in ATTNSERVE_FLAGS; the environment
+# (e.g. OMP_WAIT_POLICY) reaches all three processes alike.
+set -euo pipefail
+
+shape=${1:-1,12,128,128,64}
+concurrency=${2:-4}
+duration=${3:-10s}
+[[ $duration =~ ^[0-9.]+$ ]] && duration="${duration}s"
+build=${BUILD_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build}
+python=/usr/bin/python3
+load_flags=(--shape="$shape" --maps=probabilities --concurrency="$concurrency"
+            --duration="$duration" --warmup=1s --json)
+
+tmp=$(mktemp -d)
+server_pid=""
+stop_server() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid"
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap stop_server EXIT
+
+# shellcheck disable=SC2086  # ATTNSERVE_FLAGS is a list of flags
+"$build/attnserve" --address=127.0.0.1:0 --port_file="$tmp/port" --metrics_address= \
+  ${ATTNSERVE_FLAGS:-} >"$tmp/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 300); do
+  [[ -s $tmp/port ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -s $tmp/port ]] || { echo "attnserve did not start in 30 s" >&2; exit 1; }
+address=127.0.0.1:$(cat "$tmp/port")
+
+echo "shape $shape, maps=probabilities, f32, concurrency $concurrency, $duration (+1s warm-up)," \
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
+"$build/attn-client" bench --address="$address" "${load_flags[@]}" >"$tmp/server.json"
+"$build/engine-load" "${load_flags[@]}" >"$tmp/in_process.json"
+
+"$python" - "$tmp/server.json" "$tmp/in_process.json" <<'PY'
+import json, sys
+server, local = (json.load(open(path)) for path in sys.argv[1:3])
+for name, r in (("server (gRPC)", server), ("in-process", local)):
+    print(f"{name:14s} {r['requests_per_s']:9.1f} requests/s  mean {r['mean_ms']:.3f} ms  "
+          f"p50 {r['p50_ms']:.3f}  p99 {r['p99_ms']:.3f}  errors {r['errors'] or 'none'}")
+ratio = server["requests_per_s"] / local["requests_per_s"] if local["requests_per_s"] else 0
+print(f"ratio server/in-process {ratio:.3f}")
+print(f"added latency per call  {server['mean_ms'] - local['mean_ms']:.3f} ms (mean)")
+PY

@@ -1,0 +1,15 @@
+// glibc malloc settings that keep freed memory for reuse (see memory_reuse.h).
+#include "src/memory_reuse.h"
+
+#include <malloc.h>
+
+namespace attn {
+
+void KeepFreedMemoryForReuse() {
+  constexpr int kMmapThreshold = 32 << 20;  // glibc's largest allowed value
+  constexpr int kTrimThreshold = 128 << 20;
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+}
+
+}  // namespace attn

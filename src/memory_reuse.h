@@ -1,0 +1,18 @@
+// Keeps freed memory in the process for reuse. By default glibc serves blocks above its mmap
+// threshold with fresh mappings and gives the top of each heap back to the kernel once more
+// than twice that is free, so every call that allocates and frees megabyte-sized message
+// buffers page-faults all of them in again (measured by bench/server_overhead.sh: page faults
+// were the largest cost of a 1.2 MB Attend call on these VMs). The price: the process keeps up
+// to its peak working set instead of shrinking after a burst. Call once, early in main.
+#ifndef ATTNSERVE_SRC_MEMORY_REUSE_H_
+#define ATTNSERVE_SRC_MEMORY_REUSE_H_
+
+namespace attn {
+
+// Blocks up to 32 MiB come from the heaps (not fresh mappings), and up to 128 MiB free at the
+// top of a heap stays there.
+void KeepFreedMemoryForReuse();
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_MEMORY_REUSE_H_
