@@ -5,6 +5,7 @@
 // per worker match), with no gRPC, no serialization and no network.
 // bench/server_overhead.sh compares the two.
 #include <algorithm>
+#include <future>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -12,7 +13,6 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/synchronization/notification.h"
 #include "client/attend_flags.h"
 #include "client/load_flags.h"
 #include "server/attend_call.h"
@@ -62,14 +62,10 @@ int main(int argc, char** argv) {
     // Like a gRPC call: the client's own request, a fresh response, computed on a worker.
     return [&, request]() {
       pb::AttendResponse response;
-      absl::Status status;
-      absl::Notification done;
-      executor.Submit([&] {
-        status = attn::RunAttend(request, limits, engine, &response);
-        done.Notify();
-      });
-      done.WaitForNotification();
-      return status;
+      std::promise<absl::Status> status;
+      executor.Submit(
+          [&] { status.set_value(attn::RunAttend(request, limits, engine, &response)); });
+      return status.get_future().get();
     };
   });
   return attn::PrintLoadResult(

@@ -3,9 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
-#include "absl/synchronization/mutex.h"
 
 namespace attn {
 namespace {
@@ -22,7 +23,8 @@ struct ClientTally {
 
 LoadResult RunClosedLoop(const LoadOptions& options,
                          absl::FunctionRef<LoadCall(int client)> make_call) {
-  absl::Mutex mu;
+  std::mutex mu;
+  std::condition_variable changed;
   int ready = 0;
   bool started = false;
   Clock::time_point measure_from, measure_until;
@@ -34,9 +36,10 @@ LoadResult RunClosedLoop(const LoadOptions& options,
       LoadCall call = make_call(i);
       Clock::time_point from, until;
       {
-        absl::MutexLock lock(&mu);
+        std::unique_lock lock(mu);
         ++ready;
-        mu.Await(absl::Condition(&started));
+        changed.notify_all();
+        changed.wait(lock, [&] { return started; });
         from = measure_from;
         until = measure_until;
       }
@@ -58,13 +61,13 @@ LoadResult RunClosedLoop(const LoadOptions& options,
   }
   {
     // The clock starts once every client has built its call.
-    auto all_ready = [&] { return ready == options.concurrency; };
-    absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(&all_ready));
+    std::unique_lock lock(mu);
+    changed.wait(lock, [&] { return ready == options.concurrency; });
     const Clock::time_point now = Clock::now();
     measure_from = now + absl::ToChronoNanoseconds(options.warmup);
     measure_until = measure_from + absl::ToChronoNanoseconds(options.duration);
     started = true;
+    changed.notify_all();
   }
   for (std::thread& client : clients) client.join();
 
