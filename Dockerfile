@@ -24,10 +24,9 @@ COPY --from=builder /build/attnserve /build/attn-client /usr/local/bin/
 COPY deploy/docker/entrypoint.sh /usr/local/bin/attnserve-entrypoint
 USER 10001:10001
 # Every ATTN_<FLAG> variable becomes --<flag> (see deploy/docker/entrypoint.sh and the README).
-ENV ATTN_ADDRESS=0.0.0.0:50051 ATTN_METRICS_ADDRESS=0.0.0.0:9090
-# Idle OpenMP threads sleep instead of spinning between requests, leaving the cores to gRPC's
-# threads (about 3x the small-request throughput here: bench/server_overhead.sh, README).
-ENV OMP_WAIT_POLICY=passive
+# OMP_WAIT_POLICY=passive: idle OpenMP threads sleep instead of spinning between requests,
+# leaving the cores to gRPC's threads (about 3x the small-request throughput here, README).
+ENV ATTN_ADDRESS=0.0.0.0:50051 ATTN_METRICS_ADDRESS=0.0.0.0:9090 OMP_WAIT_POLICY=passive
 # gRPC; HTTP: /metrics (Prometheus), /healthz, /readyz and the JSON gateway.
 EXPOSE 50051 9090
 # A real grpc.health.v1 check of attention.v1.AttentionService on the port ATTN_ADDRESS names.
