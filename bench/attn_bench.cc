@@ -1,15 +1,17 @@
-// attn-bench: Google Benchmark of the attention engine (f32) against this machine's own ceilings,
-// measured in the same run: oneDNN's f32 GEMM peak (and bf16, for reference) and memory
-// bandwidth. Each attention benchmark reports GFLOP/s and peak% (of the best of 6 f32 2048^3
-// matmuls timed at start-up); decode shapes (Sq = 1) also report the K+V bytes read per second
-// and bw% (of the best of 4 read passes at start-up). bf16 compute is not implemented in the
-// engine yet, so only f32 attention runs.
+// attn-bench: Google Benchmark of the attention engine, f32 and bf16 compute, against this
+// machine's own ceilings measured in the same run: oneDNN's f32 and bf16 GEMM peaks and memory
+// bandwidth. Each attention benchmark reports GFLOP/s and peak% (of the best of 6 2048^3 matmuls
+// of its compute type, timed at start-up); decode shapes (Sq = 1) also report the K+V bytes read
+// per second and bw% (of the best of 4 read passes at start-up). Every attention benchmark also
+// reports peak_rss_MiB, the process's peak resident memory while it ran (its tensors, maps and
+// the engine's scratch); the long-sequence benchmarks (no maps, f32) show it stays O(S).
 //
 //   build/attn-bench [--threads=N] [--benchmark_filter=REGEX] [--benchmark_repetitions=7] ...
 //
 // --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM; every
 // other flag is Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
-//   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>
+//   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
+//   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
 // bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 and fails on `ref:` kernels.
 #include <benchmark/benchmark.h>
@@ -21,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -37,7 +40,8 @@ using dt = memory::data_type;
 using tag = memory::format_tag;
 
 int g_threads = 2;
-double g_f32_peak_gflops = 0;  // best of 6 gemm/f32/2048 runs at start-up
+double g_f32_peak_gflops = 0;   // best of 6 gemm/f32/2048 runs at start-up
+double g_bf16_peak_gflops = 0;  // best of 6 gemm/bf16/2048 runs at start-up
 double g_read_gbs = 0;         // best of 4 memory/read runs at start-up
 
 const dnnl::engine& CpuEngine() {
@@ -127,11 +131,6 @@ class Streams {
   std::unique_ptr<float[]> a_, b_, c_;
 };
 
-Streams& SharedStreams() {
-  static Streams streams;
-  return streams;
-}
-
 // Runs the benchmark loop and returns its wall seconds (the real time Google Benchmark reports).
 // Counters are set from it as plain numbers: rate counters would print percentages as "%/s".
 template <typename F>
@@ -162,14 +161,14 @@ void BM_Gemm(benchmark::State& state, dt in) {
 }
 
 void BM_MemoryRead(benchmark::State& state) {
-  Streams& s = SharedStreams();
+  Streams s;
   const double seconds = TimedLoop(state, [&] { benchmark::DoNotOptimize(s.Read()); });
   // GB/s = kBytesPerArray * iterations / seconds
   state.counters["GB/s"] = Streams::kBytesPerArray * 1e-9 * state.iterations() / seconds;
 }
 
 void BM_MemoryTriad(benchmark::State& state) {
-  Streams& s = SharedStreams();
+  Streams s;
   const double seconds = TimedLoop(state, [&] {
     s.Triad(3.0f);
     benchmark::DoNotOptimize(s.first());
@@ -182,6 +181,7 @@ struct AttnCase {
   attn::AttentionDims dims;
   attn::CausalKind causal;
   bool maps;  // probabilities returned
+  bool bf16;  // bf16 compute (f32 in and out)
 };
 
 const char* CausalName(attn::CausalKind c) {
@@ -206,6 +206,23 @@ double VisiblePairs(const attn::AttentionDims& d, attn::CausalKind causal) {
     pairs += static_cast<double>(std::clamp<int64_t>(i + 1 + offset, 0, d.kv_len));
   }
   return pairs;
+}
+
+// Starts a new peak: the process's peak resident set (VmHWM) is reset to its current size.
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// VmHWM of /proc/self/status in MiB (0 if unreadable).
+double PeakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  double kib = 0;
+  while (status >> key) {
+    if (key == "VmHWM:") {
+      status >> kib;
+      break;
+    }
+  }
+  return kib / 1024;
 }
 
 // Buffers of the shape being measured, kept across the calls Google Benchmark makes for one
@@ -260,9 +277,11 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
   in.value = t.v.data();
   in.scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
   in.mask.causal = c.causal;
+  in.bf16_compute = c.bf16;
   attn::AttentionOutputs out;
   out.output = t.out.data();
   out.probabilities = c.maps ? t.probs.data() : nullptr;
+  ResetPeakRss();
   if (!Engine().Run(in, out).ok()) {  // also creates and caches the primitives
     state.SkipWithError("engine failed");
     return;
@@ -278,7 +297,7 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
   const double gflops = d.batch * d.heads * VisiblePairs(d, c.causal) * 2.0 *
                         (d.head_dim + d.value_dim) * 1e-9 * calls_per_second;
   state.counters["GFLOP/s"] = gflops;
-  state.counters["peak%"] = 100 * gflops / g_f32_peak_gflops;
+  state.counters["peak%"] = 100 * gflops / (c.bf16 ? g_bf16_peak_gflops : g_f32_peak_gflops);
   if (d.q_len == 1) {
     // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (K and V, each read once per call) * calls/s
     const double kv_gbs =
@@ -286,6 +305,19 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
     state.counters["KV_GB/s"] = kv_gbs;
     state.counters["bw%"] = 100 * kv_gbs / g_read_gbs;
   }
+  // Peak resident memory while this case ran: its tensors, maps and the engine's scratch.
+  state.counters["peak_rss_MiB"] = PeakRssMiB();
+}
+
+std::string CaseName(const char* prefix, const AttnCase& c) {
+  const attn::AttentionDims& d = c.dims;
+  char name[160];
+  std::snprintf(name, sizeof(name), "%s/%ldx%ldx%ldx%ldx%ld/kv%ld/causal=%s/maps=%d/%s", prefix,
+                static_cast<long>(d.batch), static_cast<long>(d.heads),
+                static_cast<long>(d.q_len), static_cast<long>(d.kv_len),
+                static_cast<long>(d.head_dim), static_cast<long>(d.kv_heads),
+                CausalName(c.causal), c.maps ? 1 : 0, c.bf16 ? "bf16" : "f32");
+  return name;
 }
 
 void RegisterAll() {
@@ -316,22 +348,30 @@ void RegisterAll() {
       {1, 8, 8, 4096, 4096, 64, CausalKind::kUpperLeft},
       {16, 32, 8, 1, 4096, 128, CausalKind::kLowerRight},  // decode, GQA 32/8
   };
+  auto dims = [](const Shape& s) {
+    return attn::AttentionDims{.batch = s.b, .heads = s.h, .kv_heads = s.hkv, .q_len = s.sq,
+                               .kv_len = s.sk, .head_dim = s.d, .value_dim = s.d};
+  };
   for (const Shape& s : shapes) {
     for (const CausalKind causal : {CausalKind::kNone, s.causal}) {
       for (const bool maps : {false, true}) {
-        const AttnCase c{{.batch = s.b, .heads = s.h, .kv_heads = s.hkv, .q_len = s.sq,
-                          .kv_len = s.sk, .head_dim = s.d, .value_dim = s.d},
-                         causal, maps};
-        char name[128];
-        std::snprintf(name, sizeof(name), "attn/%ldx%ldx%ldx%ldx%ld/kv%ld/causal=%s/maps=%d",
-                      static_cast<long>(s.b), static_cast<long>(s.h), static_cast<long>(s.sq),
-                      static_cast<long>(s.sk), static_cast<long>(s.d), static_cast<long>(s.hkv),
-                      CausalName(causal), maps ? 1 : 0);
-        benchmark::RegisterBenchmark(name, BM_Attention, c)
-            ->UseRealTime()
-            ->Unit(benchmark::kMillisecond);
+        for (const bool bf16 : {false, true}) {
+          const AttnCase c{dims(s), causal, maps, bf16};
+          benchmark::RegisterBenchmark(CaseName("attn", c).c_str(), BM_Attention, c)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
+        }
       }
     }
+  }
+  // Long sequences: no maps (a 65536^2 map alone would be 16 GiB per head), causal, f32.
+  for (const int64_t s : {16384, 65536}) {
+    const AttnCase c{dims({1, 8, 8, s, s, 64, CausalKind::kUpperLeft}), CausalKind::kUpperLeft,
+                     false, false};
+    benchmark::RegisterBenchmark(CaseName("long", c).c_str(), BM_Attention, c)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(1);
   }
 }
 
@@ -352,16 +392,22 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
-  // The ceilings the attention counters are measured against: best of several runs.
-  Gemm gemm(2048, dt::f32);
-  g_f32_peak_gflops = gemm.flops() * 1e-9 / BestSeconds(6, [&] { gemm.Run(); });
-  Streams& streams = SharedStreams();
-  g_read_gbs = Streams::kBytesPerArray * 1e-9 /
-               BestSeconds(4, [&] { benchmark::DoNotOptimize(streams.Read()); });
+  // The ceilings the attention counters are measured against: best of several runs (their
+  // buffers freed before the benchmarks run).
+  {
+    Gemm gemm(2048, dt::f32);
+    g_f32_peak_gflops = gemm.flops() * 1e-9 / BestSeconds(6, [&] { gemm.Run(); });
+    Gemm gemm_bf16(2048, dt::bf16);
+    g_bf16_peak_gflops = gemm_bf16.flops() * 1e-9 / BestSeconds(6, [&] { gemm_bf16.Run(); });
+    Streams streams;
+    g_read_gbs = Streams::kBytesPerArray * 1e-9 /
+                 BestSeconds(4, [&] { benchmark::DoNotOptimize(streams.Read()); });
+  }
   benchmark::AddCustomContext("threads", std::to_string(g_threads));
   benchmark::AddCustomContext("onednn", attn::AttentionEngine::OneDnnVersion() + " " +
                                             attn::AttentionEngine::OneDnnIsa());
   benchmark::AddCustomContext("f32_gemm_peak_gflops", std::to_string(g_f32_peak_gflops));
+  benchmark::AddCustomContext("bf16_gemm_peak_gflops", std::to_string(g_bf16_peak_gflops));
   benchmark::AddCustomContext("read_bandwidth_gbs", std::to_string(g_read_gbs));
 
   RegisterAll();

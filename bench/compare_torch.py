@@ -7,8 +7,8 @@
 The cases are attn-bench's attention benchmarks (--filter narrows them). For each case in turn,
 PyTorch and then the engine run, so both sides of a row see the same load on a shared machine;
 the engine through `attn-bench --benchmark_format=json`, both as medians of --repetitions, each
-repetition at least --min-time seconds. attn-bench's gemm/f32/2048 and memory/read, run first,
-give the f32 peak and the bandwidth the percentages refer to.
+repetition at least --min-time seconds. attn-bench's gemm/f32/2048, gemm/bf16/2048 and memory/read,
+run first, give the peaks and the bandwidth the percentages refer to.
 
 PyTorch 1.13 has no fused scaled_dot_product_attention, so the peer is the eager math (matmul,
 masked_fill, softmax, matmul), written as well as eager allows: the scale on Q, the G query heads
@@ -20,9 +20,11 @@ mapped. Torch runs in two worker processes without OPENBLAS_CORETYPE and OPENBLA
 these machines, they slow OpenBLAS down), one with OPENBLAS_NUM_THREADS=1 and one with 2, both
 with torch.set_num_threads(--threads); each case keeps torch's faster median.
 
-Prints a Markdown table: shape, causal, maps, torch ms, engine ms, ratio (torch / engine), engine
-GFLOP/s and its % of the f32 peak, and for decode (Sq = 1) the K+V bytes read per second and
-their % of the read bandwidth.
+Prints a Markdown table: shape, causal, maps, the engine's compute type, torch ms (always f32),
+engine ms, ratio (torch / engine), for bf16 rows the speedup over the same case in f32, engine
+GFLOP/s and its % of the GEMM peak of its compute type, and for decode (Sq = 1) the K+V bytes read
+per second and their % of the read bandwidth. Torch (f32 only) runs once per case; a bf16 row
+shows the torch time of its f32 row.
 """
 import argparse
 import json
@@ -32,15 +34,16 @@ import subprocess
 import sys
 import time
 
-NAME = re.compile(r"^attn/(\d+)x(\d+)x(\d+)x(\d+)x(\d+)/kv(\d+)/causal=(\w+)/maps=([01])$")
+NAME = re.compile(
+    r"^attn/(\d+)x(\d+)x(\d+)x(\d+)x(\d+)/kv(\d+)/causal=(\w+)/maps=([01])/(f32|bf16)$")
 
 
 def parse_case(name):
-    """attn/BxHxSqxSkxD/kvHkv/causal=C/maps=M -> dict."""
+    """attn/BxHxSqxSkxD/kvHkv/causal=C/maps=M/T -> dict."""
     m = NAME.match(name)
     b, h, sq, sk, d, hkv = (int(x) for x in m.groups()[:6])
     return {"name": name, "B": b, "H": h, "Sq": sq, "Sk": sk, "D": d, "Hkv": hkv,
-            "causal": m.group(7), "maps": m.group(8) == "1"}
+            "causal": m.group(7), "maps": m.group(8) == "1", "compute": m.group(9)}
 
 
 def attn_bench(args, *flags):
@@ -154,31 +157,42 @@ def main():
     cases = [parse_case(n.removesuffix("/real_time")) for n in names]
     ceilings, context = engine_medians(args, "^(gemm|memory)/")
     peak = ceilings["gemm/f32/2048"]["GFLOP/s"]
+    peaks = {"f32": peak, "bf16": ceilings["gemm/bf16/2048"]["GFLOP/s"]}
     bandwidth = ceilings["memory/read"]["GB/s"]
     workers = [TorchWorker(args, n) for n in (1, 2)]
     print(f"threads={args.threads}, medians of {args.repetitions} repetitions; "
           f"oneDNN {context['onednn']}; torch {workers[0].info['torch']}, "
           f"BLAS {', '.join(workers[0].info['blas']) or '(none mapped)'}, "
           "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for torch")
-    print(f"oneDNN 2048^3 matmul: f32 {peak:.0f} GFLOP/s (the peak below), bf16 "
-          f"{ceilings['gemm/bf16/2048']['GFLOP/s']:.0f} GFLOP/s; memory: read {bandwidth:.1f} "
+    print(f"oneDNN 2048^3 matmul: f32 {peak:.0f} GFLOP/s (the f32 peak below), bf16 "
+          f"{peaks['bf16']:.0f} GFLOP/s (the bf16 peak); memory: read {bandwidth:.1f} "
           f"GB/s (the bandwidth below), triad {ceilings['memory/triad']['GB/s']:.1f} GB/s")
     print()
-    print("| shape (B,H,Sq,Sk,D) | KV heads | causal | maps | torch ms (BLAS threads) "
-          "| engine ms | torch / engine | engine GFLOP/s | % of f32 peak "
+    print("| shape (B,H,Sq,Sk,D) | KV heads | causal | maps | compute | torch ms (BLAS threads) "
+          "| engine ms | torch / engine | bf16 / f32 speedup | engine GFLOP/s | % of peak "
           "| K+V GB/s (% of read bw) |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    f32_engine_ms = {}  # case name without the compute type -> the f32 engine's ms
+    torch_runs = {}  # case name without the compute type -> (torch ms, BLAS threads)
     for c in cases:
-        torch_ms, blas_threads = min((w.median_ms(c), w.blas_threads) for w in workers)
+        base = c["name"].rsplit("/", 1)[0]
+        if base not in torch_runs:
+            torch_runs[base] = min((w.median_ms(c), w.blas_threads) for w in workers)
+        torch_ms, blas_threads = torch_runs[base]
         e = engine_medians(args, f"^{c['name']}/")[0][c["name"]]
         engine_ms = e["real_time"]  # attn-bench reports milliseconds
+        speedup = ""
+        if c["compute"] == "f32":
+            f32_engine_ms[base] = engine_ms
+        elif base in f32_engine_ms:
+            speedup = f"{f32_engine_ms[base] / engine_ms:.2f}"
         kv = ""
         if "KV_GB/s" in e:
             kv = f"{e['KV_GB/s']:.1f} ({100 * e['KV_GB/s'] / bandwidth:.0f}%)"
         print(f"| ({c['B']},{c['H']},{c['Sq']},{c['Sk']},{c['D']}) | {c['Hkv']} | {c['causal']} "
-              f"| {'yes' if c['maps'] else 'no'} | {torch_ms:.2f} ({blas_threads}) "
-              f"| {engine_ms:.2f} | {torch_ms / engine_ms:.2f} | {e['GFLOP/s']:.1f} "
-              f"| {100 * e['GFLOP/s'] / peak:.0f} | {kv} |", flush=True)
+              f"| {'yes' if c['maps'] else 'no'} | {c['compute']} | {torch_ms:.2f} ({blas_threads}) "
+              f"| {engine_ms:.2f} | {torch_ms / engine_ms:.2f} | {speedup} | {e['GFLOP/s']:.1f} "
+              f"| {100 * e['GFLOP/s'] / peaks[c['compute']]:.0f} | {kv} |", flush=True)
     for w in workers:
         w.close()
     return 0
