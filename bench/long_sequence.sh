@@ -11,34 +11,14 @@ shape=${1:-1,8,16384,16384,64}
 max_peak_mib=${2:-}
 build=${BUILD_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build}
 
-tmp=$(mktemp -d)
-server_pid=""
-stop_server() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap stop_server EXIT
-
+source "$(dirname "$0")/local_server.sh"
 # Q, K and V of the default shape are 32 MiB each: the request is 96 MiB.
-"$build/attnserve" --address=127.0.0.1:0 --port_file="$tmp/port" --metrics_address= \
-  --max_message_bytes=$((256 << 20)) >"$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 300); do
-  [[ -s $tmp/port ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -s $tmp/port ]] || { echo "attnserve did not start in 30 s" >&2; exit 1; }
+start_local_server --max_message_bytes=$((256 << 20))
 
 peak_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status"; }
 echo "attnserve peak RSS after start-up: $(peak_mib) MiB"
 start=$(date +%s.%N)
-"$build/attn-client" attend --address="127.0.0.1:$(cat "$tmp/port")" --shape="$shape" \
+"$build/attn-client" attend --address="$address" --shape="$shape" \
   --causal=upper_left --maps=none --timeout_s=600 >"$tmp/client.log" || {
   cat "$tmp/client.log" "$tmp/server.log" >&2; exit 1; }
 end=$(date +%s.%N)

@@ -18,30 +18,9 @@ python=/usr/bin/python3
 load_flags=(--shape="$shape" --maps=probabilities --concurrency="$concurrency"
             --duration="$duration" --warmup=1s --json)
 
-tmp=$(mktemp -d)
-server_pid=""
-stop_server() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid"
-    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap stop_server EXIT
-
+source "$(dirname "$0")/local_server.sh"
 # shellcheck disable=SC2086  # ATTNSERVE_FLAGS is a list of flags
-"$build/attnserve" --address=127.0.0.1:0 --port_file="$tmp/port" --metrics_address= \
-  ${ATTNSERVE_FLAGS:-} >"$tmp/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 300); do
-  [[ -s $tmp/port ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -s $tmp/port ]] || { echo "attnserve did not start in 30 s" >&2; exit 1; }
-address=127.0.0.1:$(cat "$tmp/port")
+start_local_server ${ATTNSERVE_FLAGS:-}
 
 echo "shape $shape, maps=probabilities, f32, concurrency $concurrency, $duration (+1s warm-up)," \
   "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
