@@ -6,10 +6,11 @@
 // reports peak_rss_MiB, the process's peak resident memory while it ran (its tensors, maps and
 // the engine's scratch); the long-sequence benchmarks (no maps, f32) show it stays O(S).
 //
-//   build/attn-bench [--threads=N] [--benchmark_filter=REGEX] [--benchmark_repetitions=7] ...
+//   build/attn-bench [--threads=N] [--key_tile=K] [--benchmark_filter=REGEX] ...
 //
-// --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM; every
-// other flag is Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
+// --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM;
+// --key_tile the engine's online-softmax key tile (default: the engine's); every other flag is
+// Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
 //   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
 //   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
@@ -40,6 +41,7 @@ using dt = memory::data_type;
 using tag = memory::format_tag;
 
 int g_threads = 2;
+int64_t g_key_tile = 0;  // 0 = the engine's default
 double g_f32_peak_gflops = 0;   // best of 6 gemm/f32/2048 runs at start-up
 double g_bf16_peak_gflops = 0;  // best of 6 gemm/bf16/2048 runs at start-up
 double g_read_gbs = 0;         // best of 4 memory/read runs at start-up
@@ -263,7 +265,8 @@ Tensors& TensorsFor(const attn::AttentionDims& d, bool maps) {
 }
 
 const attn::AttentionEngine& Engine() {
-  static const attn::AttentionEngine engine({.primitive_cache_capacity = 256});
+  static const attn::AttentionEngine engine(
+      {.primitive_cache_capacity = 256, .key_tile = g_key_tile});
   return engine;
 }
 
@@ -378,11 +381,13 @@ void RegisterAll() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --threads=N is ours; every other argument is left to Google Benchmark.
+  // --threads=N and --key_tile=K are ours; every other argument is left to Google Benchmark.
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       g_threads = std::max(1, std::atoi(argv[i] + 10));
+    } else if (std::strncmp(argv[i], "--key_tile=", 11) == 0) {
+      g_key_tile = std::max<int64_t>(0, std::atoll(argv[i] + 11));
     } else {
       argv[kept++] = argv[i];
     }

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/mask_tile.h"
+#include "src/online_softmax.h"
 #include "src/onednn_util.h"
 
 namespace attn {
@@ -75,24 +77,34 @@ struct Bf16Operands {
 class PieceRunner {
  public:
   PieceRunner(const AttentionInputs& in, const AttentionOutputs& out, const Layout& layout,
-              const Bf16Operands& bf16, PrimitiveCache& cache, const dnnl::engine& engine)
+              const Bf16Operands& bf16, int64_t key_tile, PrimitiveCache& cache,
+              const dnnl::engine& engine)
       : in_(in),
         out_(out),
         layout_(layout),
         bf16_(bf16),
+        maps_(out.probabilities != nullptr || out.scores != nullptr),
+        key_tile_(key_tile),
+        online_softmax_step_(BestOnlineSoftmaxStep()),
         cache_(cache),
         engine_(engine),
         stream_(engine),
         threads_key_(ThreadsKey()) {
+    const AttentionDims& d = in.dims;
     const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
+    // Without maps no more than key_tile keys are computed at once (more go tile by tile).
+    const int64_t width = maps_ ? d.kv_len : std::min(d.kv_len, key_tile);
     if (!in.mask.empty()) {
-      tile_.resize(rows * in.dims.kv_len);
+      tile_.resize(rows * width);
       row_has_key_ = std::make_unique<bool[]>(rows);
     }
-    if (out.probabilities == nullptr || out.scores == nullptr) {
-      scratch_.resize(rows * in.dims.kv_len);
+    if (out.probabilities == nullptr || out.scores == nullptr) scratch_.resize(rows * width);
+    if (in.bf16_compute) probs_bf16_.resize(rows * width);
+    if (!maps_ && d.kv_len > key_tile) {
+      acc_.resize(rows * d.value_dim);
+      row_max_.resize(rows);
+      row_sum_.resize(rows);
     }
-    if (in.bf16_compute) probs_bf16_.resize(rows * in.dims.kv_len);
   }
 
   void Run(const Piece& piece) {
@@ -105,11 +117,29 @@ class PieceRunner {
     const int64_t k_at = piece.batch * l.k.batch + piece.kv_head * l.k.head;
     const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
     const bool bf16 = in_.bf16_compute;
-    const dt operand_type = bf16 ? dt::bf16 : dt::f32;
-    const void* q = bf16 ? static_cast<const void*>(bf16_.query.data() + q_at) : in_.query + q_at;
-    const void* k = bf16 ? static_cast<const void*>(bf16_.key.data() + k_at) : in_.key + k_at;
-    const void* v = bf16 ? static_cast<const void*>(bf16_.value.data() + v_at) : in_.value + v_at;
-    float* o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row;
+    const Operands ops = {
+        .q = bf16 ? static_cast<const void*>(bf16_.query.data() + q_at) : in_.query + q_at,
+        .k = bf16 ? static_cast<const void*>(bf16_.key.data() + k_at) : in_.key + k_at,
+        .v = bf16 ? static_cast<const void*>(bf16_.value.data() + v_at) : in_.value + v_at,
+        .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
+    const bool masked = !in_.mask.empty();
+    // Keys this piece computes: all of them when maps are returned; otherwise only up to the
+    // last key any of its rows may see (causal, key_lengths), rounded up to kKeyGranule so few
+    // primitive shapes arise. Blocks of keys no row can see are skipped, not computed.
+    int64_t keys = d.kv_len;
+    if (masked && !maps_) {
+      keys = VisibleKeysOfBlock(in_.mask, d, piece.batch, piece.first_row, m);
+      if (keys == 0) {  // every row fully masked: output 0
+        for (int64_t r = 0; r < m; ++r) std::fill_n(ops.o + r * l.o.row, d.value_dim, 0.0f);
+        return;
+      }
+      keys = std::min(d.kv_len, (keys + kKeyGranule - 1) / kKeyGranule * kKeyGranule);
+    }
+    if (!maps_ && keys > key_tile_) {
+      RunTiled(piece, ops, keys);
+      return;
+    }
+
     const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     float* scores = out_.scores != nullptr        ? out_.scores + map_offset
                     : out_.probabilities != nullptr ? out_.probabilities + map_offset
@@ -117,58 +147,15 @@ class PieceRunner {
     float* probs = out_.probabilities != nullptr ? out_.probabilities + map_offset
                    : out_.scores != nullptr      ? scratch_.data()
                                                  : scores;
-    const bool masked = !in_.mask.empty();
-    // Keys this piece computes: all of them when maps are returned; otherwise only up to the
-    // last key any of its rows may see (causal, key_lengths), rounded up to kKeyGranule so few
-    // primitive shapes arise. Blocks of keys no row can see are skipped, not computed.
-    int64_t keys = d.kv_len;
-    if (masked && out_.probabilities == nullptr && out_.scores == nullptr) {
-      keys = VisibleKeysOfBlock(in_.mask, d, piece.batch, piece.first_row, m);
-      if (keys == 0) {  // every row fully masked: output 0
-        for (int64_t r = 0; r < m; ++r) std::fill_n(o + r * l.o.row, d.value_dim, 0.0f);
-        return;
-      }
-      keys = std::min(d.kv_len, (keys + kKeyGranule - 1) / kKeyGranule * kKeyGranule);
-    }
     if (masked) {
-      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, keys, tile_.data(),
+      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, 0, keys, tile_.data(),
                    row_has_key_.get());
     }
-
     // scores = scale * Q K^T + mask_tile
-    const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
-    const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{1, l.k.row});
-    const memory::desc s_md = RowMajor(m, keys);
-    const char* type_key = bf16 ? ":bf16" : "";
-    auto qk = cache_.GetOrCreate(
-        absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", l.k.row,
-                     masked ? ":mask" : "", type_key, threads_key_),
-        [&] {
-          dnnl::primitive_attr attr = UserScratchpadAttr();
-          attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
-          if (masked) {
-            dnnl::post_ops ops;
-            ops.append_binary(dnnl::algorithm::binary_add, s_md);
-            attr.set_post_ops(ops);
-          }
-          return dnnl::matmul(dnnl::matmul::primitive_desc(
-              dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
-        });
-    const float scale = in_.scale;
-    std::unordered_map<int, memory> qk_args = {
-        {DNNL_ARG_SRC, Wrap(q_md, engine_, q)},
-        {DNNL_ARG_WEIGHTS, Wrap(kt_md, engine_, k)},
-        {DNNL_ARG_DST, Wrap(s_md, engine_, scores)},
-        {DNNL_ARG_ATTR_OUTPUT_SCALES,
-         Wrap(memory::desc({1}, dt::f32, tag::x), engine_, &scale)}};
-    if (masked) {
-      qk_args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                      Wrap(s_md, engine_, tile_.data()));
-    }
-    qk_args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk, engine_, scratchpad_));
-    qk->execute(stream_, qk_args);
+    ComputeScores(ops, m, 0, keys, scores);
 
     // P = softmax_j(scores), in place unless both maps are returned.
+    const memory::desc s_md = RowMajor(m, keys);
     auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", keys, threads_key_), [&] {
       return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
           dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
@@ -187,9 +174,9 @@ class PieceRunner {
     }
 
     // P in bfloat16 for the P V matmul when computing in bf16
-    const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
     const void* p = probs;
     if (bf16) {
+      const memory::desc p_md({m, keys}, dt::bf16, memory::dims{keys, 1});
       auto to_bf16 = cache_.GetOrCreate(absl::StrCat("p_bf16:", m, "x", keys, threads_key_), [&] {
         return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
                                                            UserScratchpadAttr()));
@@ -201,14 +188,115 @@ class PieceRunner {
     }
 
     // O = P V
-    const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{l.v.row, 1});
-    const memory::desc o_md = RowMajor(m, d.value_dim, l.o.row);
-    auto pv = cache_.GetOrCreate(absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld",
-                                              l.v.row, ",", l.o.row, type_key, threads_key_),
-                                 [&] {
-      return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(p_md, v_md, o_md),
-                                                       UserScratchpadAttr(), engine_));
-    });
+    MultiplyByValues(ops, p, m, 0, keys, ops.o, l.o.row, /*accumulate=*/false);
+  }
+
+ private:
+  // Where one piece's operands start (bf16 copies when computing in bf16).
+  struct Operands {
+    const void* q;
+    const void* k;
+    const void* v;
+    float* o;
+  };
+
+  // The key-tiled path (no maps, more than key_tile keys): per tile of keys,
+  //   S_t = scale * Q K_t^T + mask_t;  P_t = exp(S_t - m), m, l and acc updated (online softmax);
+  //   acc += P_t V_t;  and at the end O = acc / l.
+  void RunTiled(const Piece& piece, const Operands& ops, int64_t keys) {
+    const int64_t m = piece.rows;
+    const bool bf16 = in_.bf16_compute;
+    std::fill_n(row_max_.begin(), m, -std::numeric_limits<float>::infinity());
+    std::fill_n(row_sum_.begin(), m, 0.0f);
+    std::fill_n(acc_.begin(), m * in_.dims.value_dim, 0.0f);
+    const OnlineSoftmaxState state = {.row_max = row_max_.data(), .row_sum = row_sum_.data(),
+                                      .acc = acc_.data(), .acc_cols = in_.dims.value_dim};
+    for (int64_t first_key = 0; first_key < keys; first_key += key_tile_) {
+      const int64_t width = std::min(key_tile_, keys - first_key);
+      if (!in_.mask.empty()) {
+        FillMaskTile(in_.mask, in_.dims, piece.batch, piece.first_row, m, first_key, width,
+                     tile_.data(), nullptr);
+      }
+      ComputeScores(ops, m, first_key, width, scratch_.data());
+      online_softmax_step_(scratch_.data(), m, width, state,
+                           bf16 ? probs_bf16_.data() : nullptr);
+      const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scratch_.data();
+      MultiplyByValues(ops, p, m, first_key, width, acc_.data(), in_.dims.value_dim,
+                       /*accumulate=*/true);
+    }
+    OnlineSoftmaxFinish(state, m, ops.o, layout_.o.row);
+  }
+
+  // Bytes from one row of a K or V operand to the next.
+  int64_t OperandRowBytes(int64_t row_stride) const {
+    return row_stride * (in_.bf16_compute ? sizeof(uint16_t) : sizeof(float));
+  }
+
+  // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys).
+  void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys,
+                     float* scores) {
+    const AttentionDims& d = in_.dims;
+    const Layout& l = layout_;
+    const bool masked = !in_.mask.empty();
+    const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
+    const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
+    const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{1, l.k.row});
+    const memory::desc s_md = RowMajor(m, keys);
+    auto qk = cache_.GetOrCreate(
+        absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", l.k.row,
+                     masked ? ":mask" : "", in_.bf16_compute ? ":bf16" : "", threads_key_),
+        [&] {
+          dnnl::primitive_attr attr = UserScratchpadAttr();
+          attr.set_output_scales(0, {DNNL_RUNTIME_F32_VAL});
+          if (masked) {
+            dnnl::post_ops post;
+            post.append_binary(dnnl::algorithm::binary_add, s_md);
+            attr.set_post_ops(post);
+          }
+          return dnnl::matmul(dnnl::matmul::primitive_desc(
+              dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
+        });
+    const float scale = in_.scale;
+    const void* k = static_cast<const char*>(ops.k) + first_key * OperandRowBytes(l.k.row);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, Wrap(q_md, engine_, ops.q)},
+        {DNNL_ARG_WEIGHTS, Wrap(kt_md, engine_, k)},
+        {DNNL_ARG_DST, Wrap(s_md, engine_, scores)},
+        {DNNL_ARG_ATTR_OUTPUT_SCALES,
+         Wrap(memory::desc({1}, dt::f32, tag::x), engine_, &scale)}};
+    if (masked) {
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                   Wrap(s_md, engine_, tile_.data()));
+    }
+    args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk, engine_, scratchpad_));
+    qk->execute(stream_, args);
+    stream_.wait();
+  }
+
+  // o[m x Dv] (row stride o_stride) = P V, or += P V when accumulating, for P [m x keys]
+  // (row-major; bf16 when computing in bf16) and V's rows [first_key, first_key + keys).
+  void MultiplyByValues(const Operands& ops, const void* p, int64_t m, int64_t first_key,
+                        int64_t keys, float* o, int64_t o_stride, bool accumulate) {
+    const AttentionDims& d = in_.dims;
+    const int64_t v_row = layout_.v.row;
+    const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
+    const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
+    const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{v_row, 1});
+    const memory::desc o_md = RowMajor(m, d.value_dim, o_stride);
+    auto pv = cache_.GetOrCreate(
+        absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld", v_row, ",", o_stride,
+                     accumulate ? ":sum" : "", in_.bf16_compute ? ":bf16" : "", threads_key_),
+        [&] {
+          dnnl::primitive_attr attr = UserScratchpadAttr();
+          if (accumulate) {
+            dnnl::post_ops post;
+            post.append_sum(1.0f);
+            attr.set_post_ops(post);
+          }
+          return dnnl::matmul(dnnl::matmul::primitive_desc(
+              dnnl::matmul::desc(p_md, v_md, o_md), attr, engine_));
+        });
+    const void* v = static_cast<const char*>(ops.v) + first_key * OperandRowBytes(v_row);
     pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(p_md, engine_, p)},
                           {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
                           {DNNL_ARG_DST, Wrap(o_md, engine_, o)},
@@ -216,11 +304,13 @@ class PieceRunner {
     stream_.wait();
   }
 
- private:
   const AttentionInputs& in_;
   const AttentionOutputs& out_;
   const Layout& layout_;
   const Bf16Operands& bf16_;
+  const bool maps_;  // probabilities or scores returned
+  const int64_t key_tile_;
+  const OnlineSoftmaxStepFn online_softmax_step_;
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
@@ -229,6 +319,7 @@ class PieceRunner {
   std::unique_ptr<bool[]> row_has_key_;
   std::vector<float> scratch_;
   std::vector<uint16_t> probs_bf16_;
+  std::vector<float> acc_, row_max_, row_sum_;  // the online softmax's running state
   std::vector<uint8_t> scratchpad_;
 };
 
@@ -269,7 +360,9 @@ bool KeepGoing(const StopCheck& stop, FirstError& error) {
 }  // namespace
 
 AttentionEngine::AttentionEngine(Options options)
-    : cache_(options.primitive_cache_capacity), engine_(dnnl::engine::kind::cpu, 0) {}
+    : key_tile_(options.key_tile > 0 ? options.key_tile : kDefaultKeyTile),
+      cache_(options.primitive_cache_capacity),
+      engine_(dnnl::engine::kind::cpu, 0) {}
 
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
@@ -311,7 +404,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
 #pragma omp parallel num_threads(threads)
     {
       try {
-        PieceRunner runner(inputs, outputs, layout, bf16, cache_, engine_);
+        PieceRunner runner(inputs, outputs, layout, bf16, key_tile_, cache_, engine_);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < pieces; ++p) {
           if (!KeepGoing(stop, error)) continue;
@@ -328,7 +421,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   } else {
     // Few pieces: run them in turn and let each primitive use every thread.
     try {
-      PieceRunner runner(inputs, outputs, layout, bf16, cache_, engine_);
+      PieceRunner runner(inputs, outputs, layout, bf16, key_tile_, cache_, engine_);
       for (int64_t p = 0; p < pieces && KeepGoing(stop, error); ++p) runner.Run(piece_at(p));
     } catch (const dnnl::error& e) {
       error.Record(e);

@@ -1,12 +1,15 @@
-// Scaled dot-product attention on oneDNN (f32): per (batch, head, block of query rows) a matmul
-// QK^T with the scale (output scales) and the block's additive mask tile (binary post-op) fused
-// in, softmax in place along the keys, then a matmul with V. Primitives come from a bounded
-// cache keyed by shape. Thread-safe: Run may be called from several threads at once; each call
-// uses the calling thread's OpenMP thread count.
+// Scaled dot-product attention on oneDNN (f32 or bf16 compute): per (batch, head, block of query
+// rows) a matmul QK^T with the scale (output scales) and the block's additive mask tile (binary
+// post-op) fused in, softmax along the keys, then a matmul with V. When no maps are returned and
+// a block sees more than `key_tile` keys, it goes tile of keys by tile of keys with an online
+// softmax (online_softmax.h), so memory is O(block rows x key_tile), not O(block rows x Sk).
+// Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
+// several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
 #define ATTNSERVE_SRC_ATTENTION_ENGINE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,7 +22,12 @@ class AttentionEngine {
  public:
   struct Options {
     size_t primitive_cache_capacity = 256;
+    // Keys per tile of the online-softmax path; 0 = kDefaultKeyTile.
+    int64_t key_tile = 0;
   };
+
+  // Chosen by measurement (README, Performance).
+  static constexpr int64_t kDefaultKeyTile = 512;
 
   explicit AttentionEngine(Options options);
 
@@ -38,6 +46,7 @@ class AttentionEngine {
   static std::string OneDnnIsa();
 
  private:
+  const int64_t key_tile_;
   mutable PrimitiveCache cache_;
   const dnnl::engine engine_;
 };

@@ -39,21 +39,24 @@ int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int6
 }
 
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
-                  int64_t first_row, int64_t rows, int64_t keys, float* tile, bool* row_has_key) {
+                  int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile,
+                  bool* row_has_key) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t head = (first_row + r) / dims.q_len;
     const int64_t query = (first_row + r) % dims.q_len;
-    const int64_t limit = std::min(keys, VisibleKeyLimit(mask, dims, batch, query));
+    // Tile columns [0, limit) are keys the causal mask and key_lengths leave visible.
+    const int64_t limit = std::clamp<int64_t>(
+        VisibleKeyLimit(mask, dims, batch, query) - first_key, 0, keys);
     float* row = tile + r * keys;
     const float* bias = nullptr;
     const uint8_t* allowed = nullptr;
     if (mask.bias != nullptr) {
       const BroadcastStrides& s = mask.bias_strides;
-      bias = mask.bias + batch * s[0] + head * s[1] + query * s[2];
+      bias = mask.bias + batch * s[0] + head * s[1] + query * s[2] + first_key * s[3];
     }
     if (mask.allowed != nullptr) {
       const BroadcastStrides& s = mask.allowed_strides;
-      allowed = mask.allowed + batch * s[0] + head * s[1] + query * s[2];
+      allowed = mask.allowed + batch * s[0] + head * s[1] + query * s[2] + first_key * s[3];
     }
     bool any_key = false;
     for (int64_t j = 0; j < limit; ++j) {
@@ -63,7 +66,7 @@ void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch
       any_key = any_key || value != kNegInf;
     }
     std::fill(row + limit, row + keys, kNegInf);
-    row_has_key[r] = any_key;
+    if (row_has_key != nullptr) row_has_key[r] = any_key;
   }
 }
 

@@ -1,5 +1,5 @@
 // Tests of src/attention_engine against the double-precision reference over many shapes and
-// every mask kind. Tolerance: max |error| <= 1e-4 for output and probabilities, and
+// every mask kind, with the one-pass and the key-tiled online-softmax paths. Tolerance: max |error| <= 1e-4 for output and probabilities, and
 // <= 1e-4 * max(1, |s|) for scores (scores near 1e4 are only representable to ~1e-3 in f32);
 // f32 accumulation over D <= 128 terms is far below that. Scores must be -inf exactly where the
 // reference forbids, and nothing may be NaN.
@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -191,11 +192,15 @@ const std::vector<AttentionDims>& Shapes() {
   return shapes;
 }
 
-class AttentionEngineTest : public ::testing::TestWithParam<int> {
+// Parameters: the thread count of this test thread's OpenMP (1 = serial pieces, 2 = pieces in
+// parallel) and the engine's key tile (0 = the default, larger than every key count here, so
+// blocks without maps are done in one pass; 32 = without maps, blocks of more than 32 keys go
+// the key-tiled online-softmax path, most of them over several tiles and a partial last one).
+class AttentionEngineTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {
  protected:
-  // Thread count of this test thread's OpenMP: 1 = serial pieces, 2 = pieces in parallel.
-  void SetUp() override { omp_set_num_threads(GetParam()); }
-  AttentionEngine engine_{{.primitive_cache_capacity = 64}};
+  void SetUp() override { omp_set_num_threads(std::get<0>(GetParam())); }
+  AttentionEngine engine_{
+      {.primitive_cache_capacity = 64, .key_tile = std::get<1>(GetParam())}};
 };
 
 TEST_P(AttentionEngineTest, NoMask) {
@@ -285,7 +290,13 @@ TEST_P(AttentionEngineTest, TokenMajorStridedViewsMatchReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(OpenMpThreads, AttentionEngineTest, ::testing::Values(1, 2));
+INSTANTIATE_TEST_SUITE_P(
+    ThreadsAndKeyTile, AttentionEngineTest,
+    ::testing::Combine(::testing::Values(1, 2), ::testing::Values(int64_t{0}, int64_t{32})),
+    [](const ::testing::TestParamInfo<std::tuple<int, int64_t>>& info) {
+      return "threads" + std::to_string(std::get<0>(info.param)) + "_key_tile" +
+             std::to_string(std::get<1>(info.param));
+    });
 
 // Rows where every key is forbidden by a -inf bias alone: P = 0 and output = 0.
 TEST(AttentionEngineEdgeTest, RowForbiddenOnlyByBiasIsZero) {

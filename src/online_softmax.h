@@ -1,0 +1,47 @@
+// The online (running max / running sum) softmax of the engine's key-tiled path: attention over
+// one block of query rows is computed tile of keys by tile of keys, so no row of scores is ever
+// held whole. Per row, with m the running max, l the running sum and acc the unnormalised output:
+//   m' = max(m, max_j s_j);  p_j = exp(s_j - m');  l = l * exp(m - m') + sum_j p_j;
+//   acc = acc * exp(m - m') (then the caller adds P V);  finally O = acc / l (0 when l = 0).
+// A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
+// Two implementations with identical contracts: AVX-512 (used when the CPU has AVX-512F) and
+// portable scalar code. Pure functions; thread-safe.
+#ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
+#define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
+
+#include <cstdint>
+
+namespace attn {
+
+// Running state of `rows` rows: row_max (start -inf), row_sum (start 0) and acc, rows x acc_cols
+// row-major (start 0). One step consumes scores, rows x width row-major: they are replaced by
+// p = exp(s - m') in place and, when probs_bf16 is not null, also written to it as bfloat16
+// (rows x width, round to nearest even). acc rows are rescaled by exp(m - m').
+struct OnlineSoftmaxState {
+  float* row_max;
+  float* row_sum;
+  float* acc;
+  int64_t acc_cols;
+};
+
+using OnlineSoftmaxStepFn = void (*)(float* scores, int64_t rows, int64_t width,
+                                     const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+
+void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width,
+                             const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width,
+                             const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+
+// Whether this CPU runs OnlineSoftmaxStepAvx512 (AVX-512F).
+bool CpuHasAvx512();
+
+// OnlineSoftmaxStepAvx512 where the CPU has AVX-512F, otherwise OnlineSoftmaxStepScalar.
+OnlineSoftmaxStepFn BestOnlineSoftmaxStep();
+
+// out[r * out_stride + c] = acc[r * acc_cols + c] / row_sum[r], or 0 when row_sum[r] is 0.
+void OnlineSoftmaxFinish(const OnlineSoftmaxState& state, int64_t rows, float* out,
+                         int64_t out_stride);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_ONLINE_SOFTMAX_H_

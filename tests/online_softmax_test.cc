@@ -1,0 +1,190 @@
+// Tests of src/online_softmax, both implementations (scalar and AVX-512), against a
+// double-precision softmax(s) V computed in one pass over whole rows. Rows are fed in tiles of
+// uneven widths (tails off multiples of 16), with -inf keys, tiles that are all -inf and rows
+// that are all -inf. Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
+// exp and sums over <= 300 keys), bf16 probabilities within half a bf16 ulp (2^-8 relative).
+#include "src/online_softmax.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace attn {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+struct Kernel {
+  std::string name;
+  OnlineSoftmaxStepFn step;
+};
+
+std::vector<Kernel> Kernels() {
+  std::vector<Kernel> kernels = {{"scalar", OnlineSoftmaxStepScalar}};
+  if (CpuHasAvx512()) kernels.push_back({"avx512", OnlineSoftmaxStepAvx512});
+  return kernels;
+}
+
+float FromBf16(uint16_t bits) {
+  const uint32_t wide = uint32_t{bits} << 16;
+  float x;
+  std::memcpy(&x, &wide, sizeof(x));
+  return x;
+}
+
+// Scores [rows x keys] with -inf here and there; row 1 entirely -inf; row 2 -inf over its
+// first 40 keys (whole first tiles), row 3 with scores near -80 next to ones near +30.
+std::vector<float> Scores(int64_t rows, int64_t keys, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::bernoulli_distribution forbid(0.1);
+  std::vector<float> s(rows * keys);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < keys; ++j) {
+      float& x = s[r * keys + j];
+      x = forbid(rng) ? kNegInf : normal(rng);
+      if (r == 1 || (r == 2 && j < 40)) x = kNegInf;
+      if (r == 3) x = j % 2 == 0 ? -80.0f + normal(rng) : 30.0f + normal(rng);
+    }
+  }
+  return s;
+}
+
+// softmax(s) V per row in double; rows with every key -inf give 0.
+std::vector<double> Reference(const std::vector<float>& s, const std::vector<float>& v,
+                              int64_t rows, int64_t keys, int64_t cols) {
+  std::vector<double> out(rows * cols, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = &s[r * keys];
+    const double max = *std::max_element(row, row + keys);
+    if (max == -INFINITY) continue;
+    double sum = 0;
+    for (int64_t j = 0; j < keys; ++j) sum += std::exp(double(row[j]) - max);
+    for (int64_t j = 0; j < keys; ++j) {
+      const double p = std::exp(double(row[j]) - max) / sum;
+      for (int64_t c = 0; c < cols; ++c) out[r * cols + c] += p * v[j * cols + c];
+    }
+  }
+  return out;
+}
+
+// Runs the online softmax over `tiles` (widths summing to keys), doing acc += P_t V_t in
+// double as the engine's matmul would, and returns the finished output.
+std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
+                          const std::vector<float>& v, int64_t rows, int64_t keys, int64_t cols,
+                          const std::vector<int64_t>& tiles) {
+  std::vector<float> row_max(rows, kNegInf), row_sum(rows, 0.0f), acc(rows * cols, 0.0f);
+  const OnlineSoftmaxState state{row_max.data(), row_sum.data(), acc.data(), cols};
+  int64_t first = 0;
+  for (const int64_t width : tiles) {
+    std::vector<float> tile(rows * width);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(&s[r * keys + first], width, &tile[r * width]);
+    }
+    std::vector<uint16_t> bf16(rows * width);
+    step(tile.data(), rows, width, state, bf16.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < width; ++j) {
+        const float p = tile[r * width + j];
+        EXPECT_FALSE(std::isnan(p));
+        EXPECT_LE(std::abs(FromBf16(bf16[r * width + j]) - p), p * 0x1p-8f) << "row " << r;
+        for (int64_t c = 0; c < cols; ++c) {
+          acc[r * cols + c] =
+              static_cast<float>(acc[r * cols + c] + double(p) * v[(first + j) * cols + c]);
+        }
+      }
+    }
+    first += width;
+  }
+  EXPECT_EQ(first, keys);
+  std::vector<float> out(rows * cols, kNegInf);
+  OnlineSoftmaxFinish(state, rows, out.data(), cols);
+  return out;
+}
+
+TEST(OnlineSoftmaxTest, TiledMatchesWholeRowSoftmaxTimesV) {
+  constexpr int64_t kRows = 6, kKeys = 300, kCols = 7;
+  std::mt19937 rng(3);
+  const std::vector<float> s = Scores(kRows, kKeys, rng);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(kKeys * kCols);
+  for (float& x : v) x = normal(rng);
+  const std::vector<double> want = Reference(s, v, kRows, kKeys, kCols);
+  const std::vector<std::vector<int64_t>> tilings = {
+      {300}, {16, 16, 16, 252}, {37, 5, 64, 1, 193}, {128, 128, 44}, {40, 260}};
+  for (const Kernel& kernel : Kernels()) {
+    for (const auto& tiles : tilings) {
+      SCOPED_TRACE(kernel.name + ", first tile " + std::to_string(tiles[0]));
+      const std::vector<float> got = Online(kernel.step, s, v, kRows, kKeys, kCols, tiles);
+      for (int64_t i = 0; i < kRows * kCols; ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-5) << "at " << i;
+      }
+      for (int64_t c = 0; c < kCols; ++c) EXPECT_EQ(got[1 * kCols + c], 0.0f);  // all -inf
+    }
+  }
+}
+
+// exp over the range the engine feeds it (x = score - running max <= 0): relative error
+// <= 1e-6 against double exp, exactly 0 for -inf, 0 or denormal-small below float's range.
+TEST(OnlineSoftmaxTest, ExpIsAccurateOverItsRange) {
+  constexpr int64_t kWidth = 1000;
+  std::vector<float> s(kWidth);
+  for (int64_t j = 0; j < kWidth; ++j) s[j] = -100.0f * j / (kWidth - 1);  // 0 .. -100
+  s[7] = kNegInf;
+  for (const Kernel& kernel : Kernels()) {
+    SCOPED_TRACE(kernel.name);
+    std::vector<float> p = s;
+    float row_max = kNegInf, row_sum = 0, acc = 0;
+    kernel.step(p.data(), 1, kWidth, {&row_max, &row_sum, &acc, 1}, nullptr);
+    EXPECT_EQ(row_max, 0.0f);
+    EXPECT_EQ(p[7], 0.0f);
+    double sum = 0;
+    for (int64_t j = 0; j < kWidth; ++j) {
+      if (j == 7) continue;
+      const double want = std::exp(double(s[j]));
+      if (s[j] < -87.3f) {
+        EXPECT_LE(p[j], 1.2e-38f) << "x = " << s[j];
+      } else {
+        EXPECT_LE(std::abs(p[j] - want), 1e-6 * want) << "x = " << s[j];
+      }
+      sum += p[j];
+    }
+    EXPECT_NEAR(row_sum, sum, 1e-6 * sum);
+  }
+}
+
+// A later tile with a larger max rescales the running sum and acc by exp(old max - new max).
+TEST(OnlineSoftmaxTest, LargerMaxRescalesRunningState) {
+  for (const Kernel& kernel : Kernels()) {
+    SCOPED_TRACE(kernel.name);
+    float row_max = kNegInf, row_sum = 0;
+    float acc[2] = {0, 0};
+    const OnlineSoftmaxState state{&row_max, &row_sum, acc, 2};
+    float first[1] = {1.0f};
+    kernel.step(first, 1, 1, state, nullptr);
+    EXPECT_EQ(first[0], 1.0f);
+    acc[0] = 10.0f;  // as if P V added 10 * V row
+    acc[1] = -4.0f;
+    float second[1] = {3.0f};
+    kernel.step(second, 1, 1, state, nullptr);
+    EXPECT_EQ(row_max, 3.0f);
+    EXPECT_EQ(second[0], 1.0f);
+    const float alpha = std::exp(-2.0f);
+    EXPECT_NEAR(row_sum, alpha + 1.0f, 1e-6);
+    EXPECT_NEAR(acc[0], 10.0f * alpha, 1e-6);
+    EXPECT_NEAR(acc[1], -4.0f * alpha, 1e-6);
+  }
+}
+
+TEST(OnlineSoftmaxTest, BestStepMatchesTheCpu) {
+  EXPECT_EQ(BestOnlineSoftmaxStep(),
+            CpuHasAvx512() ? OnlineSoftmaxStepAvx512 : OnlineSoftmaxStepScalar);
+}
+
+}  // namespace
+}  // namespace attn
