@@ -28,7 +28,7 @@ endforeach()
 
 # A short soak (scripts/soak.sh, default 120 s): overload with valid, invalid, cancelled and
 # deadline-expired calls; checks codes, p99, RSS and fds. `ctest -L soak` runs only this.
-add_test(NAME e2e.soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/soak.sh 20)
+add_test(NAME e2e.soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/soak.sh 30)
 set_tests_properties(e2e.soak PROPERTIES
   ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
   LABELS soak TIMEOUT 180 RUN_SERIAL TRUE)
