@@ -159,6 +159,9 @@ class ReadinessTest(unittest.TestCase):
     def test_readyz_turns_unavailable_while_draining(self):
         with AttnServe() as server:
             self.assertEqual(http(server.http_port, "/readyz")[0], 200)
+            # A call just before SIGTERM: the drain then lasts the server's 1 s quiet period
+            # after the last arrival (an idle server may finish draining at once).
+            self.assertEqual(http(server.http_port, "/v1/attend", ATTEND_JSON)[0], 200)
             server.process.send_signal(15)
             statuses = set()
             deadline = time.monotonic() + 5
