@@ -1,8 +1,8 @@
 // Scaled dot-product attention on oneDNN (f32 or bf16 compute): per (batch, head, block of query
 // rows) a matmul QK^T with the scale (output scales) and the block's additive mask tile (binary
-// post-op) fused in, softmax along the keys, then a matmul with V. When no maps are returned and
-// a block sees more than `key_tile` keys, it goes tile of keys by tile of keys with an online
-// softmax (online_softmax.h), so memory is O(block rows x key_tile), not O(block rows x Sk).
+// post-op) fused in, softmax along the keys, then a matmul with V. When no maps are returned, a
+// block goes tile of keys by tile of keys with an online softmax (online_softmax.h), skipping
+// tiles no row may see, so memory is O(block rows x key tile), not O(block rows x Sk).
 // Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
 // several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
@@ -22,12 +22,14 @@ class AttentionEngine {
  public:
   struct Options {
     size_t primitive_cache_capacity = 256;
-    // Keys per tile of the online-softmax path; 0 = kDefaultKeyTile.
+    // Keys per tile of the online-softmax path; 0 = kDefaultKeyTile, or kCausalKeyTile under
+    // a causal mask (finer tiles waste less work on the diagonal).
     int64_t key_tile = 0;
   };
 
   // Chosen by measurement (README, Performance).
   static constexpr int64_t kDefaultKeyTile = 512;
+  static constexpr int64_t kCausalKeyTile = 256;
 
   explicit AttentionEngine(Options options);
 
@@ -46,7 +48,7 @@ class AttentionEngine {
   static std::string OneDnnIsa();
 
  private:
-  const int64_t key_tile_;
+  const int64_t key_tile_;  // 0 = by mask (see Options)
   mutable PrimitiveCache cache_;
   const dnnl::engine engine_;
 };

@@ -38,6 +38,15 @@ int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int6
   return visible;
 }
 
+int64_t KeysVisibleToAllRowsOfBlock(const MaskSpec& mask, const AttentionDims& dims,
+                                    int64_t batch, int64_t first_row, int64_t rows) {
+  int64_t visible = dims.kv_len;
+  for (int64_t r = 0; r < rows && visible > 0; ++r) {
+    visible = std::min(visible, VisibleKeyLimit(mask, dims, batch, (first_row + r) % dims.q_len));
+  }
+  return visible;
+}
+
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
                   int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile,
                   bool* row_has_key) {

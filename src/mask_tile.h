@@ -25,6 +25,12 @@ void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch
 int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
                            int64_t first_row, int64_t rows);
 
+// How many leading keys every one of the rows [first_row, first_row + rows) may see under the
+// causal mask and key_lengths: a tile of keys before that needs no mask unless `allowed` or
+// `bias` is set.
+int64_t KeysVisibleToAllRowsOfBlock(const MaskSpec& mask, const AttentionDims& dims,
+                                    int64_t batch, int64_t first_row, int64_t rows);
+
 }  // namespace attn
 
 #endif  // ATTNSERVE_SRC_MASK_TILE_H_

@@ -193,9 +193,9 @@ const std::vector<AttentionDims>& Shapes() {
 }
 
 // Parameters: the thread count of this test thread's OpenMP (1 = serial pieces, 2 = pieces in
-// parallel) and the engine's key tile (0 = the default, larger than every key count here, so
-// blocks without maps are done in one pass; 32 = without maps, blocks of more than 32 keys go
-// the key-tiled online-softmax path, most of them over several tiles and a partial last one).
+// parallel) and the engine's key tile for outputs without maps (0 = the defaults, 512 keys or
+// 256 under a causal mask: one tile for most shapes here; 32 = several tiles for most shapes, a
+// narrower last one, tiles skipped under causal masks and key_lengths).
 class AttentionEngineTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {
  protected:
   void SetUp() override { omp_set_num_threads(std::get<0>(GetParam())); }
