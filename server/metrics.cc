@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "src/memory_reuse.h"
 
 namespace attn {
 namespace {
@@ -148,6 +149,9 @@ std::string Metrics::Render(const ScrapeGauges& gauges) const {
   Sample(out, "attnserve_weights", "", gauges.weights_count);
   Header(out, "attnserve_weights_bytes", "gauge", "Bytes of named weights held.");
   Sample(out, "attnserve_weights_bytes", "", gauges.weights_bytes);
+  Header(out, "attnserve_heap_in_use_bytes", "gauge",
+         "Heap bytes allocated and not freed (malloc's freed memory kept for reuse not counted).");
+  Sample(out, "attnserve_heap_in_use_bytes", "", HeapBytesInUse());
   const ProcessStats process = ReadProcessStats();
   Header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   Sample(out, "process_resident_memory_bytes", "", process.resident_bytes);

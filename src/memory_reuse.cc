@@ -12,4 +12,9 @@ void KeepFreedMemoryForReuse() {
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
 }
 
+int64_t HeapBytesInUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return static_cast<int64_t>(info.uordblks + info.hblkhd);
+}
+
 }  // namespace attn

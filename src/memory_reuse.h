@@ -3,15 +3,23 @@
 // than twice that is free, so every call that allocates and frees megabyte-sized message
 // buffers page-faults all of them in again (measured by bench/server_overhead.sh: page faults
 // were the largest cost of a 1.2 MB Attend call on these VMs). The price: the process keeps up
-// to its peak working set instead of shrinking after a burst. Call once, early in main.
+// to its peak working set instead of shrinking after a burst, so its RSS says little about
+// leaks: HeapBytesInUse does. Call KeepFreedMemoryForReuse once, early in main; both are
+// thread-safe.
 #ifndef ATTNSERVE_SRC_MEMORY_REUSE_H_
 #define ATTNSERVE_SRC_MEMORY_REUSE_H_
+
+#include <cstdint>
 
 namespace attn {
 
 // Blocks up to 32 MiB come from the heaps (not fresh mappings), and up to 128 MiB free at the
 // top of a heap stays there.
 void KeepFreedMemoryForReuse();
+
+// Bytes malloc has handed out and not got back, over all arenas and mmapped blocks (glibc's
+// mallinfo2: uordblks + hblkhd). Freed memory kept for reuse does not count.
+int64_t HeapBytesInUse();
 
 }  // namespace attn
 

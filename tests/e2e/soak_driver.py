@@ -10,10 +10,13 @@ requests. Checks, and exits 1 if one fails:
     checked against a NumPy float64 reference;
   - the excess is shed with RESOURCE_EXHAUSTED and admitted requests' p99 latency stays under
     --p99_limit_s;
-  - resident memory (VmRSS, median of the samples of a window) at the end is within 10% of
-    the VmRSS right after the warm-up period (the first quarter, at least 10 s), and the open fd count does
-    not grow.
-Prints the figures: requests by code, p50/p99 of OK, RSS after warm-up and at the end, fds.
+  - no leak: the heap in use (attnserve_heap_in_use_bytes, malloc's bytes handed out and not
+    freed; median of the samples of a window) at the end is within 10% + 1 MiB of the heap in
+    use right after the warm-up period (the first quarter, at least 10 s); the resident memory
+    (VmRSS, which also holds the freed memory the server keeps for reuse and so creeps up
+    while arenas fragment) within 25% of its value then; and the open fd count does not grow.
+Prints the figures: requests by code, p50/p99 of OK, RSS and heap in use after warm-up and at
+the end, fds.
 """
 import argparse
 import collections
@@ -130,6 +133,12 @@ class Load:
             channel.close()
 
 
+def heap_kib(http_port):
+    """attnserve_heap_in_use_bytes from /metrics, in KiB."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+        return metric_sum(r.read().decode(), "attnserve_heap_in_use_bytes") / 1024
+
+
 def metric_sum(text, name):
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + "{") or line.startswith(name + " "))
@@ -149,8 +158,8 @@ def main():
                    "--log_level=warn") as server:
         pid = server.process.pid
         start = time.monotonic()
-        # The server's heap grows for its first ~10 s under this load (malloc arenas of the gRPC
-        # and worker threads filling up) and is flat after: the warm-up covers that.
+        # The server's RSS grows for its first ~10 s under this load (malloc arenas of the gRPC
+        # and worker threads filling up) and creeps after: the warm-up covers the first part.
         warm_end = start + max(10.0, 0.25 * args.seconds)
         end = start + args.seconds
         loads = [Load(server.address, i, end, warm_end) for i in range(args.threads)]
@@ -163,18 +172,27 @@ def main():
         # right after the warm-up and in the last window of the run.
         window = max(2.0, 0.1 * args.seconds)
         samples = []  # (time, VmRSS KiB)
+        heap_samples = []  # (time, heap in use KiB), from /metrics every 0.5 s
         fds_warm = None
+        next_scrape = warm_end
         while time.monotonic() < end and server.process.poll() is None:
             now = time.monotonic()
             if now >= warm_end:
                 samples.append((now, rss_kib(pid)))
                 if fds_warm is None:
                     fds_warm = open_fds(pid)
+            if now >= next_scrape:
+                heap_samples.append((now, heap_kib(server.http_port)))
+                next_scrape = now + 0.5
             time.sleep(0.1)
         if server.process.poll() is None:
             fds_end = open_fds(pid)
-            rss_warm = float(np.median([r for t, r in samples if t < warm_end + window]))
-            rss_end = float(np.median([r for t, r in samples if t >= end - window]))
+
+            def medians(of):
+                return (float(np.median([v for t, v in of if t < warm_end + window])),
+                        float(np.median([v for t, v in of if t >= end - window])))
+            rss_warm, rss_end = medians(samples)
+            heap_warm, heap_end = medians(heap_samples)
             rss_max = max(r for _, r in samples)
         for t in threads:
             t.join(timeout=60)
@@ -182,7 +200,7 @@ def main():
                 failures.append("a load thread hung")
         if server.process.poll() is not None:
             failures.append(f"attnserve died with {server.process.returncode}")
-            rss_warm = rss_end = rss_max = fds_end = -1
+            rss_warm = rss_end = rss_max = fds_end = heap_warm = heap_end = -1
         else:
             with urllib.request.urlopen(
                     f"http://127.0.0.1:{server.http_port}/metrics", timeout=10) as r:
@@ -211,6 +229,8 @@ def main():
     print(f"OK latency after warm-up (n={len(latencies)}): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     print(f"RSS (median over {window:.0f} s): {rss_warm / 1024:.1f} MiB after warm-up, "
           f"{rss_end / 1024:.1f} MiB at the end, max {rss_max / 1024:.1f} MiB")
+    print(f"heap in use (median over {window:.0f} s): {heap_warm / 1024:.1f} MiB after warm-up, "
+          f"{heap_end / 1024:.1f} MiB at the end")
     if rss_end >= 0:
         print(f"fds: {fds_warm} after warm-up, {fds_end} at the end under load, "
               f"{fds_idle} idle after; server counted "
@@ -221,8 +241,11 @@ def main():
             print(f"server {stage} time: mean {mean:.2f} ms over {n:.0f} requests")
 
     if rss_end >= 0:
-        if rss_end > rss_warm * 1.10:
-            failures.append(f"RSS grew {rss_warm:.0f} -> {rss_end:.0f} KiB (> 10%)")
+        if heap_end > heap_warm * 1.10 + 1024:
+            failures.append(f"heap in use grew {heap_warm:.0f} -> {heap_end:.0f} KiB "
+                            "(> 10% + 1 MiB): a leak")
+        if rss_end > rss_warm * 1.25:
+            failures.append(f"RSS grew {rss_warm:.0f} -> {rss_end:.0f} KiB (> 25%)")
         if fds_end > fds_warm + 4:
             failures.append(f"fds grew {fds_warm} -> {fds_end}")
         if fds_idle > fds_warm:

@@ -84,7 +84,8 @@ class HttpGatewayTest(unittest.TestCase):
         self.assertGreaterEqual(after[flops] - before.get(flops, 0), 2 * 2 * 4 * 4 * 16)
         for name in ("attnserve_in_flight_requests", "attnserve_queue_depth",
                      "attnserve_primitive_cache_misses_total", "attnserve_weights_bytes",
-                     "process_cpu_seconds_total", "process_open_fds"):
+                     "attnserve_heap_in_use_bytes", "process_cpu_seconds_total",
+                     "process_open_fds"):
             self.assertIn((name, frozenset()), after)
         self.assertGreater(after[("process_resident_memory_bytes", frozenset())], 1 << 20)
         self.assertGreater(after[("attnserve_received_bytes_total",
