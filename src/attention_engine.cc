@@ -27,6 +27,7 @@
 #include "src/mask_tile.h"
 #include "src/online_softmax.h"
 #include "src/onednn_util.h"
+#include "src/prepared_operands.h"
 
 namespace attn {
 namespace {
@@ -36,6 +37,11 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 constexpr int64_t kBlockRows = 128;
+// Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
+// and compute S^T = K Q^T: transposing K would cost more than their whole attention. They are
+// bound by memory bandwidth, so they also compute in f32 when bf16 is asked for: bf16 copies
+// of K and V would cost another pass over both and save nothing.
+constexpr int64_t kFewRows = 32;
 
 OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
   if (!given.dense()) return given;
@@ -73,62 +79,6 @@ struct Piece {
   int64_t rows = 0;
 };
 
-// The operands as the matmuls read them. K is always copied transposed, per (batch, KV head)
-// as tiles of `tile_keys` keys (the last one narrower when Sk is not a multiple), each a dense
-// K_t^T [D, width]: oneDNN 2.6 runs QK^T on its brgemm kernels only when the weights are dense
-// row-major; transposed or strided weights go to gemm:jit (in f32 about half as fast, in bf16
-// over 10x slower). For bf16 compute Q and V are bf16 copies too and K^T is bf16; otherwise Q
-// and V are read in place.
-struct PreparedOperands {
-  int64_t tile_keys = 0;                           // Sk with maps; the key tile (or Sk) without
-  std::vector<float> key_t;                        // f32 compute
-  std::vector<uint16_t> key_t_bf16, query, value;  // bf16 compute
-};
-
-// Reorders `tiles` tiles of `tile_keys` keys, from key first_key on, of every (batch, KV head)
-// of K (any strides) into consecutive dense [D, tile_keys] tiles of the K^T copy. One cached
-// reorder run per (batch, KV head): a single reorder over [B, Hkv, tiles, keys, D] with the
-// heads' gaps for a narrower last tile in its strides put the second head wrong here.
-void TransposeKeyTiles(const AttentionInputs& in, const OperandStrides& k, dt type,
-                       int64_t first_key, int64_t tiles, int64_t tile_keys, void* key_t,
-                       PrimitiveCache& cache, const dnnl::engine& engine) {
-  const AttentionDims& d = in.dims;
-  // dims [tile, key in tile, d]
-  const memory::dims dims = {tiles, tile_keys, d.head_dim};
-  const memory::desc from(dims, dt::f32, memory::dims{tile_keys * k.row, k.row, 1});
-  const memory::desc to(dims, type, memory::dims{d.head_dim * tile_keys, 1, tile_keys});
-  auto reorder = cache.GetOrCreate(
-      absl::StrCat("key_t:", tiles, "x", tile_keys, "x", d.head_dim, ":ld", k.row,
-                   type == dt::bf16 ? ":bf16" : "", ThreadsKey()),
-      [&] { return dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, to)); });
-  const int64_t element_bytes = type == dt::bf16 ? sizeof(uint16_t) : sizeof(float);
-  dnnl::stream stream(engine);
-  for (int64_t b = 0; b < d.batch; ++b) {
-    for (int64_t g = 0; g < d.kv_heads; ++g) {
-      const float* head_keys = in.key + b * k.batch + g * k.head + first_key * k.row;
-      char* head_key_t = static_cast<char*>(key_t) +
-                         ((b * d.kv_heads + g) * d.kv_len + first_key) * d.head_dim * element_bytes;
-      reorder->execute(stream, {{DNNL_ARG_FROM, Wrap(from, engine, head_keys)},
-                                {DNNL_ARG_TO, Wrap(to, engine, head_key_t)}});
-    }
-  }
-  stream.wait();
-}
-
-// K -> K^T tiles of `type` (see PreparedOperands): the full tiles, then the narrower last one.
-void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
-                   int64_t tile_keys, void* key_t, PrimitiveCache& cache,
-                   const dnnl::engine& engine) {
-  const int64_t full_tiles = in.dims.kv_len / tile_keys;
-  const int64_t rest = in.dims.kv_len - full_tiles * tile_keys;
-  if (full_tiles > 0) {
-    TransposeKeyTiles(in, k, type, 0, full_tiles, tile_keys, key_t, cache, engine);
-  }
-  if (rest > 0) {
-    TransposeKeyTiles(in, k, type, full_tiles * tile_keys, 1, rest, key_t, cache, engine);
-  }
-}
-
 // Runs pieces with its own scratch and stream; one per thread.
 class PieceRunner {
  public:
@@ -158,6 +108,10 @@ class PieceRunner {
       row_max_.resize(rows);
       row_sum_.resize(rows);
     }
+    if (!prepared.keys_transposed) {
+      scores_t_.resize(rows * width);
+      query_t_.resize(rows * d.head_dim);
+    }
   }
 
   void Run(const Piece& piece) {
@@ -166,15 +120,14 @@ class PieceRunner {
     const int64_t head = piece.first_row / d.q_len;
     const int64_t query = piece.first_row % d.q_len;
     const int64_t q_at = piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
-    const int64_t k_at = (piece.batch * d.kv_heads + piece.kv_head) * d.head_dim * d.kv_len;
     const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
     const bool bf16 = in_.bf16_compute;
     const Operands ops = {
         .q = bf16 ? static_cast<const void*>(prepared_.query.data() + q_at) : in_.query + q_at,
-        .k_t = bf16 ? static_cast<const void*>(prepared_.key_t_bf16.data() + k_at)
-                    : prepared_.key_t.data() + k_at,
+        .k = KeysOf(piece),
         .v = bf16 ? static_cast<const void*>(prepared_.value.data() + v_at) : in_.value + v_at,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
+    if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
     if (maps_) {
       RunWithMaps(piece, ops);
     } else {
@@ -186,10 +139,30 @@ class PieceRunner {
   // Where one piece's operands start (bf16 copies when computing in bf16).
   struct Operands {
     const void* q;
-    const void* k_t;  // the K^T tiles of the piece's KV head
+    const void* k;  // the piece's KV head: its K^T tiles, or K's rows when not transposed
     const void* v;
     float* o;
   };
+
+  // Where the piece's KV head starts in the K^T tiles or, when not transposed, in K.
+  const void* KeysOf(const Piece& piece) const {
+    const AttentionDims& d = in_.dims;
+    if (!prepared_.keys_transposed) {
+      return in_.key + piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
+    }
+    const int64_t at = (piece.batch * d.kv_heads + piece.kv_head) * d.head_dim * d.kv_len;
+    if (in_.bf16_compute) return prepared_.key_t_bf16.get() + at;
+    return prepared_.key_t.get() + at;
+  }
+
+  // query_t_ = Q^T [D, m] of the piece's m query rows (K not transposed; always f32).
+  void TransposeQuery(const void* q, int64_t m) {
+    const int64_t dim = in_.dims.head_dim, row = layout_.q.row;
+    const auto* from = static_cast<const float*>(q);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t c = 0; c < dim; ++c) query_t_[c * m + r] = from[r * row + c];
+    }
+  }
 
   // With maps: all Sk keys at once, into the maps' rows.
   void RunWithMaps(const Piece& piece, const Operands& ops) {
@@ -296,6 +269,10 @@ class PieceRunner {
   // one K^T tile (first_key a multiple of tile_keys, keys its width).
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
+    if (!prepared_.keys_transposed) {
+      ComputeScoresKeyMajor(ops, m, first_key, keys, masked, scores);
+      return;
+    }
     const AttentionDims& d = in_.dims;
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
@@ -319,7 +296,7 @@ class PieceRunner {
           return dnnl::matmul(dnnl::matmul::primitive_desc(
               dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
         });
-    const void* k_t = static_cast<const char*>(ops.k_t) + OperandBytes(first_key * d.head_dim);
+    const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, Wrap(q_md, engine_, ops.q)},
         {DNNL_ARG_WEIGHTS, Wrap(kt_md, engine_, k_t)},
@@ -331,6 +308,41 @@ class PieceRunner {
     args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk, engine_, scratchpad_));
     qk->execute(stream_, args);
     stream_.wait();
+  }
+
+  // ComputeScores for K not transposed (f32): S^T [keys x m] = scale * K Q^T (K's rows as the
+  // matmul's source, the piece's Q^T as its weights: both row-major), then
+  // scores = (S^T)^T + mask_tile.
+  void ComputeScoresKeyMajor(const Operands& ops, int64_t m, int64_t first_key, int64_t keys,
+                             bool masked, float* scores) {
+    const AttentionDims& d = in_.dims;
+    const int64_t k_row = layout_.k.row;
+    const memory::desc k_md({keys, d.head_dim}, dt::f32, memory::dims{k_row, 1});
+    const memory::desc qt_md = RowMajor(d.head_dim, m);
+    const memory::desc st_md = RowMajor(keys, m);
+    auto kq = cache_.GetOrCreate(
+        absl::StrCat("kq:", keys, "x", d.head_dim, "x", m, ":ld", k_row, ":scale",
+                     std::bit_cast<uint32_t>(in_.scale), threads_key_),
+        [&] {
+          dnnl::primitive_attr attr = UserScratchpadAttr();
+          attr.set_output_scales(0, {in_.scale});
+          return dnnl::matmul(dnnl::matmul::primitive_desc(
+              dnnl::matmul::desc(k_md, qt_md, st_md), attr, engine_));
+        });
+    const float* k = static_cast<const float*>(ops.k) + first_key * k_row;
+    kq->execute(stream_, {{DNNL_ARG_SRC, Wrap(k_md, engine_, k)},
+                          {DNNL_ARG_WEIGHTS, Wrap(qt_md, engine_, query_t_.data())},
+                          {DNNL_ARG_DST, Wrap(st_md, engine_, scores_t_.data())},
+                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*kq, engine_, scratchpad_)}});
+    stream_.wait();
+    for (int64_t r = 0; r < m; ++r) {
+      float* row = scores + r * keys;
+      for (int64_t j = 0; j < keys; ++j) row[j] = scores_t_[j * m + r];
+      if (masked) {
+        const float* mask = tile_.data() + r * keys;
+        for (int64_t j = 0; j < keys; ++j) row[j] += mask[j];
+      }
+    }
   }
 
   // o[m x Dv] (row stride o_stride) = P V, or += P V when accumulating, for P [m x keys]
@@ -379,6 +391,7 @@ class PieceRunner {
   std::vector<float> scratch_;
   std::vector<uint16_t> probs_bf16_;
   std::vector<float> acc_, row_max_, row_sum_;  // the online softmax's running state
+  std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
   std::vector<uint8_t> scratchpad_;
 };
 
@@ -433,26 +446,12 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
                            : inputs.mask.causal != CausalKind::kNone ? kCausalKeyTile
                                                                      : kDefaultKeyTile;
   prepared.tile_keys = maps ? d.kv_len : std::min(key_tile, d.kv_len);
-  if (inputs.bf16_compute &&
-      (!inputs.query_strides.dense() || !inputs.value_strides.dense())) {
-    return absl::UnimplementedError("bf16 compute needs dense query and value");
-  }
-  try {
-    const int64_t key_elements = d.batch * d.kv_heads * d.kv_len * d.head_dim;
-    if (inputs.bf16_compute) {
-      prepared.query = ToBFloat16(inputs.query, d.batch * d.heads * d.q_len * d.head_dim, engine_);
-      prepared.value = ToBFloat16(inputs.value, d.batch * d.kv_heads * d.kv_len * d.value_dim,
-                                  engine_);
-      prepared.key_t_bf16.resize(key_elements);
-      TransposeKeys(inputs, layout.k, dt::bf16, prepared.tile_keys, prepared.key_t_bf16.data(),
-                    cache_, engine_);
-    } else {
-      prepared.key_t.resize(key_elements);
-      TransposeKeys(inputs, layout.k, dt::f32, prepared.tile_keys, prepared.key_t.data(),
-                    cache_, engine_);
-    }
-  } catch (const dnnl::error& e) {
-    return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+  prepared.keys_transposed = layout.rows_per_unit > kFewRows;
+  AttentionInputs in = inputs;  // as computed: few-row units stay in f32 (see kFewRows)
+  in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
+  if (absl::Status status = PrepareOperands(in, layout.k, cache_, engine_, prepared);
+      !status.ok()) {
+    return status;
   }
   const int64_t rows_per_unit = layout.rows_per_unit;
   const int64_t block = std::min(kBlockRows, rows_per_unit);
@@ -476,7 +475,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
 #pragma omp parallel num_threads(threads)
     {
       try {
-        PieceRunner runner(inputs, outputs, layout, prepared, cache_, engine_);
+        PieceRunner runner(in, outputs, layout, prepared, cache_, engine_);
 #pragma omp for schedule(dynamic)
         for (int64_t p = 0; p < pieces; ++p) {
           if (!KeepGoing(stop, error)) continue;
@@ -493,7 +492,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   } else {
     // Few pieces: run them in turn and let each primitive use every thread.
     try {
-      PieceRunner runner(inputs, outputs, layout, prepared, cache_, engine_);
+      PieceRunner runner(in, outputs, layout, prepared, cache_, engine_);
       for (int64_t p = 0; p < pieces && KeepGoing(stop, error); ++p) runner.Run(piece_at(p));
     } catch (const dnnl::error& e) {
       error.Record(e);

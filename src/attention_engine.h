@@ -2,7 +2,9 @@
 // rows) a matmul QK^T with the scale (output scales) and the block's additive mask tile (binary
 // post-op) fused in, softmax along the keys, then a matmul with V. When no maps are returned, a
 // block goes tile of keys by tile of keys with an online softmax (online_softmax.h), skipping
-// tiles no row may see, so memory is O(block rows x key tile), not O(block rows x Sk).
+// tiles no row may see, so memory is O(block rows x key tile), not O(block rows x Sk). K is
+// copied transposed once per call (prepared_operands.h), except for units of few query rows
+// (decode), which read K in place and stay in f32 (they are bound by memory bandwidth).
 // Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
 // several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_

@@ -1,0 +1,90 @@
+// Operand preparation for the attention engine (see prepared_operands.h).
+#include "src/prepared_operands.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/onednn_util.h"
+
+namespace attn {
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+
+// Reorders `tiles` tiles of `tile_keys` keys, from key first_key on, of every (batch, KV head)
+// of K (any strides) into consecutive dense [D, tile_keys] tiles of the K^T copy. One cached
+// reorder run per (batch, KV head): a single reorder over [B, Hkv, tiles, keys, D] with the
+// heads' gaps for a narrower last tile in its strides put the second head wrong here.
+void TransposeKeyTiles(const AttentionInputs& in, const OperandStrides& k, dt type,
+                       int64_t first_key, int64_t tiles, int64_t tile_keys, void* key_t,
+                       PrimitiveCache& cache, const dnnl::engine& engine) {
+  const AttentionDims& d = in.dims;
+  // dims [tile, key in tile, d]
+  const memory::dims dims = {tiles, tile_keys, d.head_dim};
+  const memory::desc from(dims, dt::f32, memory::dims{tile_keys * k.row, k.row, 1});
+  const memory::desc to(dims, type, memory::dims{d.head_dim * tile_keys, 1, tile_keys});
+  auto reorder = cache.GetOrCreate(
+      absl::StrCat("key_t:", tiles, "x", tile_keys, "x", d.head_dim, ":ld", k.row,
+                   type == dt::bf16 ? ":bf16" : "", ThreadsKey()),
+      [&] { return dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, to)); });
+  const int64_t element_bytes = type == dt::bf16 ? sizeof(uint16_t) : sizeof(float);
+  dnnl::stream stream(engine);
+  for (int64_t b = 0; b < d.batch; ++b) {
+    for (int64_t g = 0; g < d.kv_heads; ++g) {
+      const float* head_keys = in.key + b * k.batch + g * k.head + first_key * k.row;
+      char* head_key_t = static_cast<char*>(key_t) +
+                         ((b * d.kv_heads + g) * d.kv_len + first_key) * d.head_dim * element_bytes;
+      reorder->execute(stream, {{DNNL_ARG_FROM, Wrap(from, engine, head_keys)},
+                                {DNNL_ARG_TO, Wrap(to, engine, head_key_t)}});
+    }
+  }
+  stream.wait();
+}
+
+// K -> K^T tiles of `type` (see PreparedOperands): the full tiles, then the narrower last one.
+void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
+                   int64_t tile_keys, void* key_t, PrimitiveCache& cache,
+                   const dnnl::engine& engine) {
+  const int64_t full_tiles = in.dims.kv_len / tile_keys;
+  const int64_t rest = in.dims.kv_len - full_tiles * tile_keys;
+  if (full_tiles > 0) {
+    TransposeKeyTiles(in, k, type, 0, full_tiles, tile_keys, key_t, cache, engine);
+  }
+  if (rest > 0) {
+    TransposeKeyTiles(in, k, type, full_tiles * tile_keys, 1, rest, key_t, cache, engine);
+  }
+}
+
+}  // namespace
+
+absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,
+                             PrimitiveCache& cache, const dnnl::engine& engine,
+                             PreparedOperands& prepared) {
+  const AttentionDims& d = in.dims;
+  if (in.bf16_compute && !prepared.keys_transposed) {
+    return absl::InternalError("bf16 compute reads K transposed");
+  }
+  if (in.bf16_compute && (!in.query_strides.dense() || !in.value_strides.dense())) {
+    return absl::UnimplementedError("bf16 compute needs dense query and value");
+  }
+  if (!prepared.keys_transposed) return absl::OkStatus();  // f32 K, Q and V read in place
+  const int64_t key_elements = d.batch * d.kv_heads * d.kv_len * d.head_dim;
+  try {
+    if (in.bf16_compute) {
+      prepared.query = ToBFloat16(in.query, d.batch * d.heads * d.q_len * d.head_dim, engine);
+      prepared.value =
+          ToBFloat16(in.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, engine);
+      prepared.key_t_bf16.reset(new uint16_t[key_elements]);  // no zeroing: all overwritten
+      TransposeKeys(in, key_strides, dt::bf16, prepared.tile_keys, prepared.key_t_bf16.get(),
+                    cache, engine);
+    } else {
+      prepared.key_t.reset(new float[key_elements]);
+      TransposeKeys(in, key_strides, dt::f32, prepared.tile_keys, prepared.key_t.get(), cache,
+                    engine);
+    }
+  } catch (const dnnl::error& e) {
+    return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace attn
