@@ -1,6 +1,12 @@
 // Operand preparation for the attention engine (see prepared_operands.h).
 #include "src/prepared_operands.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+
 #include "absl/strings/str_cat.h"
 #include "src/onednn_util.h"
 
@@ -22,22 +28,46 @@ void TransposeKeyTiles(const AttentionInputs& in, const OperandStrides& k, dt ty
   const memory::dims dims = {tiles, tile_keys, d.head_dim};
   const memory::desc from(dims, dt::f32, memory::dims{tile_keys * k.row, k.row, 1});
   const memory::desc to(dims, type, memory::dims{d.head_dim * tile_keys, 1, tile_keys});
-  auto reorder = cache.GetOrCreate(
-      absl::StrCat("key_t:", tiles, "x", tile_keys, "x", d.head_dim, ":ld", k.row,
-                   type == dt::bf16 ? ":bf16" : "", ThreadsKey()),
-      [&] { return dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, to)); });
   const int64_t element_bytes = type == dt::bf16 ? sizeof(uint16_t) : sizeof(float);
-  dnnl::stream stream(engine);
-  for (int64_t b = 0; b < d.batch; ++b) {
-    for (int64_t g = 0; g < d.kv_heads; ++g) {
+  // Reorders the heads [first, last) (numbered b * Hkv + g) with the calling thread's threads.
+  auto reorder_heads = [&](int64_t first, int64_t last) {
+    auto reorder = cache.GetOrCreate(
+        absl::StrCat("key_t:", tiles, "x", tile_keys, "x", d.head_dim, ":ld", k.row,
+                     type == dt::bf16 ? ":bf16" : "", ThreadsKey()),
+        [&] { return dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, to)); });
+    dnnl::stream stream(engine);
+    for (int64_t head = first; head < last; ++head) {
+      const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
       const float* head_keys = in.key + b * k.batch + g * k.head + first_key * k.row;
       char* head_key_t = static_cast<char*>(key_t) +
-                         ((b * d.kv_heads + g) * d.kv_len + first_key) * d.head_dim * element_bytes;
+                         (head * d.kv_len + first_key) * d.head_dim * element_bytes;
       reorder->execute(stream, {{DNNL_ARG_FROM, Wrap(from, engine, head_keys)},
                                 {DNNL_ARG_TO, Wrap(to, engine, head_key_t)}});
     }
+    stream.wait();
+  };
+  const int64_t heads = d.batch * d.kv_heads;
+  const int threads = omp_get_max_threads();
+  if (threads == 1 || heads < threads) {
+    reorder_heads(0, heads);  // each reorder uses every thread
+    return;
   }
-  stream.wait();
+  // Enough heads: an even share per thread, each reorder single-threaded inside (one OpenMP
+  // team for all of them, not one per head).
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t share = (heads + threads - 1) / threads;
+    const int64_t first = std::min(heads, omp_get_thread_num() * share);
+    try {
+      reorder_heads(first, std::min(heads, first + share));
+    } catch (...) {
+      std::lock_guard lock(error_mu);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 // K -> K^T tiles of `type` (see PreparedOperands): the full tiles, then the narrower last one.
