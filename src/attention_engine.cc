@@ -20,10 +20,12 @@
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <tuple>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "src/bound_primitive.h"
 #include "src/mask_tile.h"
 #include "src/online_softmax.h"
 #include "src/onednn_util.h"
@@ -33,10 +35,11 @@ namespace attn {
 namespace {
 
 using dnnl::memory;
-using tag = memory::format_tag;
 using dt = memory::data_type;
 
 constexpr int64_t kBlockRows = 128;
+// The QK^T matmul's mask operand (its binary post-op's second source).
+constexpr int kMaskArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
 // Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
 // and compute S^T = K Q^T: transposing K would cost more than their whole attention. They are
 // bound by memory bandwidth, so they also compute in f32 when bf16 is asked for: bf16 copies
@@ -183,17 +186,22 @@ class PieceRunner {
     ComputeScores(ops, m, 0, keys, masked, scores);
 
     // P = softmax_j(scores), in place when only the probabilities are returned.
-    const memory::desc s_md = RowMajor(m, keys);
-    auto softmax = cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", keys, threads_key_), [&] {
-      return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
-          dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
-                                         dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
-          UserScratchpadAttr(), engine_));
+    BoundPrimitive& softmax = Bound(Op::kSoftmax, m, keys, false, [&] {
+      const memory::desc s_md = RowMajor(m, keys);
+      auto primitive =
+          cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", keys, threads_key_), [&] {
+            return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
+                dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
+                                               dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
+                UserScratchpadAttr(), engine_));
+          });
+      return std::make_unique<BoundPrimitive>(
+          primitive, engine_,
+          std::initializer_list<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, s_md},
+                                                               {DNNL_ARG_DST, s_md}},
+          scratchpad_);
     });
-    softmax->execute(stream_, {{DNNL_ARG_SRC, Wrap(s_md, engine_, scores)},
-                               {DNNL_ARG_DST, Wrap(s_md, engine_, probs)},
-                               {DNNL_ARG_SCRATCHPAD, Scratchpad(*softmax, engine_, scratchpad_)}});
-    stream_.wait();
+    softmax.Run(stream_, {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, probs}});
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
     if (masked) {
       for (int64_t r = 0; r < m; ++r) {
@@ -204,14 +212,21 @@ class PieceRunner {
     // P in bfloat16 for the P V matmul when computing in bf16
     const void* p = probs;
     if (in_.bf16_compute) {
-      const memory::desc p_md({m, keys}, dt::bf16, memory::dims{keys, 1});
-      auto to_bf16 = cache_.GetOrCreate(absl::StrCat("p_bf16:", m, "x", keys, threads_key_), [&] {
-        return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
-                                                           UserScratchpadAttr()));
+      BoundPrimitive& to_bf16 = Bound(Op::kToBf16, m, keys, false, [&] {
+        const memory::desc s_md = RowMajor(m, keys);
+        const memory::desc p_md({m, keys}, dt::bf16, memory::dims{keys, 1});
+        auto primitive =
+            cache_.GetOrCreate(absl::StrCat("p_bf16:", m, "x", keys, threads_key_), [&] {
+              return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
+                                                                 UserScratchpadAttr()));
+            });
+        return std::make_unique<BoundPrimitive>(
+            primitive, engine_,
+            std::initializer_list<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, s_md},
+                                                                 {DNNL_ARG_TO, p_md}},
+            scratchpad_);
       });
-      to_bf16->execute(stream_, {{DNNL_ARG_FROM, Wrap(s_md, engine_, probs)},
-                                 {DNNL_ARG_TO, Wrap(p_md, engine_, probs_bf16_.data())},
-                                 {DNNL_ARG_SCRATCHPAD, Scratchpad(*to_bf16, engine_, scratchpad_)}});
+      to_bf16.Run(stream_, {{DNNL_ARG_FROM, probs}, {DNNL_ARG_TO, probs_bf16_.data()}});
       p = probs_bf16_.data();
     }
 
@@ -276,38 +291,48 @@ class PieceRunner {
     const AttentionDims& d = in_.dims;
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
-    const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
-    const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
-    const memory::desc s_md = RowMajor(m, keys);
-    auto qk = cache_.GetOrCreate(
-        // The scale is part of the primitive (brgemm takes constant output scales; runtime
-        // ones send it to gemm:jit): keyed by its exact bits.
-        absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
-                     ":scale", std::bit_cast<uint32_t>(in_.scale), masked ? ":mask" : "",
-                     in_.bf16_compute ? ":bf16" : "", threads_key_),
-        [&] {
-          dnnl::primitive_attr attr = UserScratchpadAttr();
-          attr.set_output_scales(0, {in_.scale});
-          if (masked) {
-            dnnl::post_ops post;
-            post.append_binary(dnnl::algorithm::binary_add, s_md);
-            attr.set_post_ops(post);
-          }
-          return dnnl::matmul(dnnl::matmul::primitive_desc(
-              dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
-        });
     const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
-    std::unordered_map<int, memory> args = {
-        {DNNL_ARG_SRC, Wrap(q_md, engine_, ops.q)},
-        {DNNL_ARG_WEIGHTS, Wrap(kt_md, engine_, k_t)},
-        {DNNL_ARG_DST, Wrap(s_md, engine_, scores)}};
+    BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
+      const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
+      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
+      const memory::desc s_md = RowMajor(m, keys);
+      auto primitive = cache_.GetOrCreate(
+          // The scale is part of the primitive (brgemm takes constant output scales; runtime
+          // ones send it to gemm:jit): keyed by its exact bits.
+          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
+                       ":scale", std::bit_cast<uint32_t>(in_.scale), masked ? ":mask" : "",
+                       in_.bf16_compute ? ":bf16" : "", threads_key_),
+          [&] {
+            dnnl::primitive_attr attr = UserScratchpadAttr();
+            attr.set_output_scales(0, {in_.scale});
+            if (masked) {
+              dnnl::post_ops post;
+              post.append_binary(dnnl::algorithm::binary_add, s_md);
+              attr.set_post_ops(post);
+            }
+            return dnnl::matmul(dnnl::matmul::primitive_desc(
+                dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
+          });
+      if (!masked) {
+        return std::make_unique<BoundPrimitive>(
+            primitive, engine_,
+            std::initializer_list<std::pair<int, memory::desc>>{
+                {DNNL_ARG_SRC, q_md}, {DNNL_ARG_WEIGHTS, kt_md}, {DNNL_ARG_DST, s_md}},
+            scratchpad_);
+      }
+      return std::make_unique<BoundPrimitive>(
+          primitive, engine_,
+          std::initializer_list<std::pair<int, memory::desc>>{
+              {DNNL_ARG_SRC, q_md}, {DNNL_ARG_WEIGHTS, kt_md}, {DNNL_ARG_DST, s_md},
+              {kMaskArg, s_md}},
+          scratchpad_);
+    });
     if (masked) {
-      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-                   Wrap(s_md, engine_, tile_.data()));
+      qk.Run(stream_, {{DNNL_ARG_SRC, ops.q}, {DNNL_ARG_WEIGHTS, k_t}, {DNNL_ARG_DST, scores},
+                       {kMaskArg, tile_.data()}});
+    } else {
+      qk.Run(stream_, {{DNNL_ARG_SRC, ops.q}, {DNNL_ARG_WEIGHTS, k_t}, {DNNL_ARG_DST, scores}});
     }
-    args.emplace(DNNL_ARG_SCRATCHPAD, Scratchpad(*qk, engine_, scratchpad_));
-    qk->execute(stream_, args);
-    stream_.wait();
   }
 
   // ComputeScores for K not transposed (f32): S^T [keys x m] = scale * K Q^T (K's rows as the
@@ -317,24 +342,28 @@ class PieceRunner {
                              bool masked, float* scores) {
     const AttentionDims& d = in_.dims;
     const int64_t k_row = layout_.k.row;
-    const memory::desc k_md({keys, d.head_dim}, dt::f32, memory::dims{k_row, 1});
-    const memory::desc qt_md = RowMajor(d.head_dim, m);
-    const memory::desc st_md = RowMajor(keys, m);
-    auto kq = cache_.GetOrCreate(
-        absl::StrCat("kq:", keys, "x", d.head_dim, "x", m, ":ld", k_row, ":scale",
-                     std::bit_cast<uint32_t>(in_.scale), threads_key_),
-        [&] {
-          dnnl::primitive_attr attr = UserScratchpadAttr();
-          attr.set_output_scales(0, {in_.scale});
-          return dnnl::matmul(dnnl::matmul::primitive_desc(
-              dnnl::matmul::desc(k_md, qt_md, st_md), attr, engine_));
-        });
-    const float* k = static_cast<const float*>(ops.k) + first_key * k_row;
-    kq->execute(stream_, {{DNNL_ARG_SRC, Wrap(k_md, engine_, k)},
-                          {DNNL_ARG_WEIGHTS, Wrap(qt_md, engine_, query_t_.data())},
-                          {DNNL_ARG_DST, Wrap(st_md, engine_, scores_t_.data())},
-                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*kq, engine_, scratchpad_)}});
-    stream_.wait();
+    BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, [&] {
+      const memory::desc k_md({keys, d.head_dim}, dt::f32, memory::dims{k_row, 1});
+      const memory::desc qt_md = RowMajor(d.head_dim, m);
+      const memory::desc st_md = RowMajor(keys, m);
+      auto primitive = cache_.GetOrCreate(
+          absl::StrCat("kq:", keys, "x", d.head_dim, "x", m, ":ld", k_row, ":scale",
+                       std::bit_cast<uint32_t>(in_.scale), threads_key_),
+          [&] {
+            dnnl::primitive_attr attr = UserScratchpadAttr();
+            attr.set_output_scales(0, {in_.scale});
+            return dnnl::matmul(dnnl::matmul::primitive_desc(
+                dnnl::matmul::desc(k_md, qt_md, st_md), attr, engine_));
+          });
+      return std::make_unique<BoundPrimitive>(
+          primitive, engine_,
+          std::initializer_list<std::pair<int, memory::desc>>{
+              {DNNL_ARG_SRC, k_md}, {DNNL_ARG_WEIGHTS, qt_md}, {DNNL_ARG_DST, st_md}},
+          scratchpad_);
+    });
+    kq.Run(stream_, {{DNNL_ARG_SRC, static_cast<const float*>(ops.k) + first_key * k_row},
+                     {DNNL_ARG_WEIGHTS, query_t_.data()},
+                     {DNNL_ARG_DST, scores_t_.data()}});
     for (int64_t r = 0; r < m; ++r) {
       float* row = scores + r * keys;
       for (int64_t j = 0; j < keys; ++j) row[j] = scores_t_[j * m + r];
@@ -352,28 +381,44 @@ class PieceRunner {
     const AttentionDims& d = in_.dims;
     const int64_t v_row = layout_.v.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
-    const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
-    const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{v_row, 1});
-    const memory::desc o_md = RowMajor(m, d.value_dim, o_stride);
-    auto pv = cache_.GetOrCreate(
-        absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld", v_row, ",", o_stride,
-                     accumulate ? ":sum" : "", in_.bf16_compute ? ":bf16" : "", threads_key_),
-        [&] {
-          dnnl::primitive_attr attr = UserScratchpadAttr();
-          if (accumulate) {
-            dnnl::post_ops post;
-            post.append_sum(1.0f);
-            attr.set_post_ops(post);
-          }
-          return dnnl::matmul(dnnl::matmul::primitive_desc(
-              dnnl::matmul::desc(p_md, v_md, o_md), attr, engine_));
-        });
-    const void* v = static_cast<const char*>(ops.v) + OperandBytes(first_key * v_row);
-    pv->execute(stream_, {{DNNL_ARG_SRC, Wrap(p_md, engine_, p)},
-                          {DNNL_ARG_WEIGHTS, Wrap(v_md, engine_, v)},
-                          {DNNL_ARG_DST, Wrap(o_md, engine_, o)},
-                          {DNNL_ARG_SCRATCHPAD, Scratchpad(*pv, engine_, scratchpad_)}});
-    stream_.wait();
+    // o_stride is the output's row stride or Dv (the accumulator): fixed per accumulate.
+    BoundPrimitive& pv = Bound(Op::kPv, m, keys, accumulate, [&] {
+      const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
+      const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{v_row, 1});
+      const memory::desc o_md = RowMajor(m, d.value_dim, o_stride);
+      auto primitive = cache_.GetOrCreate(
+          absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld", v_row, ",", o_stride,
+                       accumulate ? ":sum" : "", in_.bf16_compute ? ":bf16" : "", threads_key_),
+          [&] {
+            dnnl::primitive_attr attr = UserScratchpadAttr();
+            if (accumulate) {
+              dnnl::post_ops post;
+              post.append_sum(1.0f);
+              attr.set_post_ops(post);
+            }
+            return dnnl::matmul(dnnl::matmul::primitive_desc(
+                dnnl::matmul::desc(p_md, v_md, o_md), attr, engine_));
+          });
+      return std::make_unique<BoundPrimitive>(
+          primitive, engine_,
+          std::initializer_list<std::pair<int, memory::desc>>{
+              {DNNL_ARG_SRC, p_md}, {DNNL_ARG_WEIGHTS, v_md}, {DNNL_ARG_DST, o_md}},
+          scratchpad_);
+    });
+    pv.Run(stream_, {{DNNL_ARG_SRC, p},
+                     {DNNL_ARG_WEIGHTS, static_cast<const char*>(ops.v) + OperandBytes(first_key * v_row)},
+                     {DNNL_ARG_DST, o}});
+  }
+
+  // The primitives a runner binds, each per (m, keys, flag).
+  enum class Op { kQk, kKq, kPv, kSoftmax, kToBf16 };
+
+  // The runner's bound primitive for (op, m, keys, flag), made by `make` the first time.
+  template <typename Make>
+  BoundPrimitive& Bound(Op op, int64_t m, int64_t keys, bool flag, Make make) {
+    auto [it, inserted] = bound_.try_emplace({static_cast<int>(op), m, keys, flag});
+    if (inserted) it->second = make();
+    return *it->second;
   }
 
   const AttentionInputs& in_;
@@ -393,6 +438,8 @@ class PieceRunner {
   std::vector<float> acc_, row_max_, row_sum_;  // the online softmax's running state
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
   std::vector<uint8_t> scratchpad_;
+  absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool>, std::unique_ptr<BoundPrimitive>>
+      bound_;
 };
 
 // Collects the first error raised on any thread.

@@ -1,0 +1,37 @@
+// Primitives bound to reusable argument memories (see bound_primitive.h).
+#include "src/bound_primitive.h"
+
+namespace attn {
+
+BoundPrimitive::BoundPrimitive(std::shared_ptr<const dnnl::primitive> primitive,
+                               const dnnl::engine& engine,
+                               std::initializer_list<std::pair<int, dnnl::memory::desc>> args,
+                               std::vector<uint8_t>& scratchpad)
+    : primitive_(std::move(primitive)), scratchpad_(scratchpad) {
+  for (const auto& [arg, md] : args) args_.emplace(arg, dnnl::memory(md, engine, nullptr));
+  const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(
+      primitive_->get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+  scratchpad_bytes_ = md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
+  if (scratchpad_bytes_ > 0) {
+    args_.emplace(DNNL_ARG_SCRATCHPAD,
+                  dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(scratchpad_bytes_)},
+                                                  dnnl::memory::data_type::u8,
+                                                  dnnl::memory::format_tag::x),
+                               engine, nullptr));
+  }
+}
+
+void BoundPrimitive::Run(dnnl::stream& stream,
+                         std::initializer_list<std::pair<int, const void*>> data) {
+  for (const auto& [arg, pointer] : data) {
+    args_.at(arg).set_data_handle(const_cast<void*>(pointer));
+  }
+  if (scratchpad_bytes_ > 0) {
+    if (scratchpad_.size() < scratchpad_bytes_) scratchpad_.resize(scratchpad_bytes_);
+    args_.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratchpad_.data());
+  }
+  primitive_->execute(stream, args_);
+  stream.wait();
+}
+
+}  // namespace attn
