@@ -11,7 +11,7 @@ requests. Checks, and exits 1 if one fails:
   - the excess is shed with RESOURCE_EXHAUSTED and admitted requests' p99 latency stays under
     --p99_limit_s;
   - no leak: the heap in use (attnserve_heap_in_use_bytes, malloc's bytes handed out and not
-    freed; median of the samples of a window) at the end is within 10% + 1 MiB of the heap in
+    freed; median of the samples of a window) at the end is within 10% + 4 MiB of the heap in
     use right after the warm-up period (the first quarter, at least 10 s); the resident memory
     (VmRSS, which also holds the freed memory the server keeps for reuse and so creeps up
     while arenas fragment) within 25% of its value then; and the open fd count does not grow.
@@ -241,9 +241,12 @@ def main():
             print(f"server {stage} time: mean {mean:.2f} ms over {n:.0f} requests")
 
     if rss_end >= 0:
-        if heap_end > heap_warm * 1.10 + 1024:
+        # The heap in use swings by 1-2 MiB with the requests in flight (their tensors and
+        # gRPC's buffers), so the margin is 4 MiB: a leak of 32 bytes per call shows in the
+        # 120 s run (about 160,000 calls), heaptrack (README) checks the rest.
+        if heap_end > heap_warm * 1.10 + 4096:
             failures.append(f"heap in use grew {heap_warm:.0f} -> {heap_end:.0f} KiB "
-                            "(> 10% + 1 MiB): a leak")
+                            "(> 10% + 4 MiB): a leak")
         if rss_end > rss_warm * 1.25:
             failures.append(f"RSS grew {rss_warm:.0f} -> {rss_end:.0f} KiB (> 25%)")
         if fds_end > fds_warm + 4:
