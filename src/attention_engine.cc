@@ -195,11 +195,7 @@ class PieceRunner {
                                                dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
                 UserScratchpadAttr(), engine_));
           });
-      return std::make_unique<BoundPrimitive>(
-          primitive, engine_,
-          std::initializer_list<std::pair<int, memory::desc>>{{DNNL_ARG_SRC, s_md},
-                                                               {DNNL_ARG_DST, s_md}},
-          scratchpad_);
+      return Bind(primitive, {{DNNL_ARG_SRC, s_md}, {DNNL_ARG_DST, s_md}});
     });
     softmax.Run(stream_, {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, probs}});
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
@@ -220,11 +216,7 @@ class PieceRunner {
               return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
                                                                  UserScratchpadAttr()));
             });
-        return std::make_unique<BoundPrimitive>(
-            primitive, engine_,
-            std::initializer_list<std::pair<int, memory::desc>>{{DNNL_ARG_FROM, s_md},
-                                                                 {DNNL_ARG_TO, p_md}},
-            scratchpad_);
+        return Bind(primitive, {{DNNL_ARG_FROM, s_md}, {DNNL_ARG_TO, p_md}});
       });
       to_bf16.Run(stream_, {{DNNL_ARG_FROM, probs}, {DNNL_ARG_TO, probs_bf16_.data()}});
       p = probs_bf16_.data();
@@ -314,18 +306,13 @@ class PieceRunner {
                 dnnl::matmul::desc(q_md, kt_md, s_md), attr, engine_));
           });
       if (!masked) {
-        return std::make_unique<BoundPrimitive>(
-            primitive, engine_,
-            std::initializer_list<std::pair<int, memory::desc>>{
-                {DNNL_ARG_SRC, q_md}, {DNNL_ARG_WEIGHTS, kt_md}, {DNNL_ARG_DST, s_md}},
-            scratchpad_);
+        return Bind(primitive,
+                    {{DNNL_ARG_SRC, q_md}, {DNNL_ARG_WEIGHTS, kt_md}, {DNNL_ARG_DST, s_md}});
       }
-      return std::make_unique<BoundPrimitive>(
-          primitive, engine_,
-          std::initializer_list<std::pair<int, memory::desc>>{
-              {DNNL_ARG_SRC, q_md}, {DNNL_ARG_WEIGHTS, kt_md}, {DNNL_ARG_DST, s_md},
-              {kMaskArg, s_md}},
-          scratchpad_);
+      return Bind(primitive, {{DNNL_ARG_SRC, q_md},
+                              {DNNL_ARG_WEIGHTS, kt_md},
+                              {DNNL_ARG_DST, s_md},
+                              {kMaskArg, s_md}});
     });
     if (masked) {
       qk.Run(stream_, {{DNNL_ARG_SRC, ops.q}, {DNNL_ARG_WEIGHTS, k_t}, {DNNL_ARG_DST, scores},
@@ -355,11 +342,8 @@ class PieceRunner {
             return dnnl::matmul(dnnl::matmul::primitive_desc(
                 dnnl::matmul::desc(k_md, qt_md, st_md), attr, engine_));
           });
-      return std::make_unique<BoundPrimitive>(
-          primitive, engine_,
-          std::initializer_list<std::pair<int, memory::desc>>{
-              {DNNL_ARG_SRC, k_md}, {DNNL_ARG_WEIGHTS, qt_md}, {DNNL_ARG_DST, st_md}},
-          scratchpad_);
+      return Bind(primitive,
+                  {{DNNL_ARG_SRC, k_md}, {DNNL_ARG_WEIGHTS, qt_md}, {DNNL_ARG_DST, st_md}});
     });
     kq.Run(stream_, {{DNNL_ARG_SRC, static_cast<const float*>(ops.k) + first_key * k_row},
                      {DNNL_ARG_WEIGHTS, query_t_.data()},
@@ -399,15 +383,18 @@ class PieceRunner {
             return dnnl::matmul(dnnl::matmul::primitive_desc(
                 dnnl::matmul::desc(p_md, v_md, o_md), attr, engine_));
           });
-      return std::make_unique<BoundPrimitive>(
-          primitive, engine_,
-          std::initializer_list<std::pair<int, memory::desc>>{
-              {DNNL_ARG_SRC, p_md}, {DNNL_ARG_WEIGHTS, v_md}, {DNNL_ARG_DST, o_md}},
-          scratchpad_);
+      return Bind(primitive,
+                  {{DNNL_ARG_SRC, p_md}, {DNNL_ARG_WEIGHTS, v_md}, {DNNL_ARG_DST, o_md}});
     });
     pv.Run(stream_, {{DNNL_ARG_SRC, p},
                      {DNNL_ARG_WEIGHTS, static_cast<const char*>(ops.v) + OperandBytes(first_key * v_row)},
                      {DNNL_ARG_DST, o}});
+  }
+
+  // `primitive` bound to argument memories of `args` and this runner's scratchpad.
+  std::unique_ptr<BoundPrimitive> Bind(std::shared_ptr<const dnnl::primitive> primitive,
+                                       std::initializer_list<std::pair<int, memory::desc>> args) {
+    return std::make_unique<BoundPrimitive>(std::move(primitive), engine_, args, scratchpad_);
   }
 
   // The primitives a runner binds, each per (m, keys, flag).

@@ -1,6 +1,8 @@
 // Primitives bound to reusable argument memories (see bound_primitive.h).
 #include "src/bound_primitive.h"
 
+#include "src/onednn_util.h"
+
 namespace attn {
 
 BoundPrimitive::BoundPrimitive(std::shared_ptr<const dnnl::primitive> primitive,
@@ -9,9 +11,7 @@ BoundPrimitive::BoundPrimitive(std::shared_ptr<const dnnl::primitive> primitive,
                                std::vector<uint8_t>& scratchpad)
     : primitive_(std::move(primitive)), scratchpad_(scratchpad) {
   for (const auto& [arg, md] : args) args_.emplace(arg, dnnl::memory(md, engine, nullptr));
-  const dnnl_memory_desc_t* md = dnnl_primitive_desc_query_md(
-      primitive_->get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-  scratchpad_bytes_ = md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
+  scratchpad_bytes_ = ScratchpadBytes(*primitive_);
   if (scratchpad_bytes_ > 0) {
     args_.emplace(DNNL_ARG_SCRATCHPAD,
                   dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(scratchpad_bytes_)},

@@ -36,11 +36,15 @@ dnnl::primitive_attr UserScratchpadAttr() {
   return attr;
 }
 
-dnnl::memory Scratchpad(const dnnl::primitive& primitive, const dnnl::engine& engine,
-                        std::vector<uint8_t>& buffer) {
+size_t ScratchpadBytes(const dnnl::primitive& primitive) {
   const dnnl_memory_desc_t* md =
       dnnl_primitive_desc_query_md(primitive.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-  const size_t bytes = md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
+  return md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
+}
+
+dnnl::memory Scratchpad(const dnnl::primitive& primitive, const dnnl::engine& engine,
+                        std::vector<uint8_t>& buffer) {
+  const size_t bytes = ScratchpadBytes(primitive);
   if (buffer.size() < bytes) buffer.resize(bytes);
   return dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(bytes)},
                                          dnnl::memory::data_type::u8,

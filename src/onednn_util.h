@@ -4,6 +4,7 @@
 #ifndef ATTNSERVE_SRC_ONEDNN_UTIL_H_
 #define ATTNSERVE_SRC_ONEDNN_UTIL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, const dnnl::e
 // Attributes with a user-managed scratchpad: oneDNN's library-managed scratchpad may be shared
 // between primitives, which corrupts results when they run concurrently.
 dnnl::primitive_attr UserScratchpadAttr();
+
+// Bytes of user scratchpad `primitive` needs (0 if none).
+size_t ScratchpadBytes(const dnnl::primitive& primitive);
 
 // Grows `buffer` to what `primitive` needs and returns it as the primitive's scratchpad.
 dnnl::memory Scratchpad(const dnnl::primitive& primitive, const dnnl::engine& engine,
