@@ -7,9 +7,9 @@
 // seen head by head), so they are not copied apart; K is copied once, transposed (see
 // PreparedOperands).
 //
-// With maps, a piece computes all Sk keys at once (the maps hold them anyway). Without maps it
-// goes tile of keys by tile of keys with an online softmax, skipping tiles no row of the piece
-// can see (causal, key_lengths).
+// With maps, a piece computes at once all the keys any of its rows may see (the maps hold them
+// anyway). Without maps it goes tile of keys by tile of keys with an online softmax. Both skip
+// keys no row of the piece can see (causal, key_lengths).
 #include "src/attention_engine.h"
 
 #include <omp.h>
@@ -45,6 +45,8 @@ constexpr int kMaskArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
 // bound by memory bandwidth, so they also compute in f32 when bf16 is asked for: bf16 copies
 // of K and V would cost another pass over both and save nothing.
 constexpr int64_t kFewRows = 32;
+// With maps, the keys a piece computes are rounded up to a multiple of this.
+constexpr int64_t kMapKeyStep = 128;
 
 OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
   if (!given.dense()) return given;
@@ -104,7 +106,7 @@ class PieceRunner {
       tile_.resize(rows * width);
       row_has_key_ = std::make_unique<bool[]>(rows);
     }
-    if (out.probabilities == nullptr || out.scores == nullptr) scratch_.resize(rows * width);
+    scratch_.resize(rows * width);
     if (in.bf16_compute) probs_bf16_.resize(rows * width);
     if (!maps_) {
       acc_.resize(rows * d.value_dim);
@@ -167,25 +169,41 @@ class PieceRunner {
     }
   }
 
-  // With maps: all Sk keys at once, into the maps' rows.
+  // With maps, over the keys [0, keys) some row of the piece may see (causal, key_lengths;
+  // past them every map row holds -inf scores and 0 probabilities):
+  //   S = scale * Q K^T + mask;  P = softmax_j(S);  O = P V.
+  // S and P stay in the worker's scratch, each map row copied out once: a matmul writing
+  // straight into the maps' cold memory ran at half speed.
   void RunWithMaps(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
-    const int64_t keys = d.kv_len;
-    const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * keys;
-    float* scores = out_.scores != nullptr ? out_.scores + map_offset
-                                           : out_.probabilities + map_offset;
-    float* probs = out_.probabilities != nullptr ? out_.probabilities + map_offset
-                                                 : scratch_.data();
     const bool masked = !in_.mask.empty();
-    if (masked) {
+    const int64_t keys = masked ? VisibleMapKeys(piece) : d.kv_len;
+    const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
+    float* s = scratch_.data();
+    constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
+    if (keys == 0) {  // no key visible to any row: P = 0 and O = 0
+      if (out_.scores != nullptr) CopyMapRows(s, m, 0, kMinusInf, out_.scores + map_offset);
+      if (out_.probabilities != nullptr) {
+        CopyMapRows(s, m, 0, 0.0f, out_.probabilities + map_offset);
+      }
+      for (int64_t r = 0; r < m; ++r) std::fill_n(ops.o + r * layout_.o.row, d.value_dim, 0.0f);
+      return;
+    }
+    // Only a mask some visible key of some row lacks needs the mask post-op.
+    const bool keys_masked =
+        masked && (in_.mask.allowed != nullptr || in_.mask.bias != nullptr ||
+                   KeysVisibleToAllRowsOfBlock(in_.mask, d, piece.batch, piece.first_row, m) <
+                       keys);
+    if (keys_masked) {
       FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, 0, keys, tile_.data(),
                    row_has_key_.get());
     }
-    // scores = scale * Q K^T + mask_tile
-    ComputeScores(ops, m, 0, keys, masked, scores);
+    // S = scale * Q K^T + mask_tile
+    ComputeScores(ops, m, 0, keys, keys_masked, s);
+    if (out_.scores != nullptr) CopyMapRows(s, m, keys, kMinusInf, out_.scores + map_offset);
 
-    // P = softmax_j(scores), in place when only the probabilities are returned.
+    // P = softmax_j(S), in place
     BoundPrimitive& softmax = Bound(Op::kSoftmax, m, keys, false, [&] {
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive =
@@ -197,16 +215,19 @@ class PieceRunner {
           });
       return Bind(primitive, {{DNNL_ARG_SRC, s_md}, {DNNL_ARG_DST, s_md}});
     });
-    softmax.Run(stream_, {{DNNL_ARG_SRC, scores}, {DNNL_ARG_DST, probs}});
+    softmax.Run(stream_, {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, s}});
     // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
-    if (masked) {
+    if (keys_masked) {
       for (int64_t r = 0; r < m; ++r) {
-        if (!row_has_key_[r]) std::fill_n(probs + r * keys, keys, 0.0f);
+        if (!row_has_key_[r]) std::fill_n(s + r * keys, keys, 0.0f);
       }
+    }
+    if (out_.probabilities != nullptr) {
+      CopyMapRows(s, m, keys, 0.0f, out_.probabilities + map_offset);
     }
 
     // P in bfloat16 for the P V matmul when computing in bf16
-    const void* p = probs;
+    const void* p = s;
     if (in_.bf16_compute) {
       BoundPrimitive& to_bf16 = Bound(Op::kToBf16, m, keys, false, [&] {
         const memory::desc s_md = RowMajor(m, keys);
@@ -218,12 +239,29 @@ class PieceRunner {
             });
         return Bind(primitive, {{DNNL_ARG_FROM, s_md}, {DNNL_ARG_TO, p_md}});
       });
-      to_bf16.Run(stream_, {{DNNL_ARG_FROM, probs}, {DNNL_ARG_TO, probs_bf16_.data()}});
+      to_bf16.Run(stream_, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, probs_bf16_.data()}});
       p = probs_bf16_.data();
     }
 
     // O = P V
     MultiplyByValues(ops, p, m, 0, keys, ops.o, layout_.o.row, /*accumulate=*/false);
+  }
+
+  // The keys [0, n) some row of the piece may see, n rounded up to kMapKeyStep (so that key
+  // lengths varying from call to call do not each build new primitives), at most Sk.
+  int64_t VisibleMapKeys(const Piece& piece) const {
+    const int64_t visible =
+        VisibleKeysOfBlock(in_.mask, in_.dims, piece.batch, piece.first_row, piece.rows);
+    return std::min(in_.dims.kv_len, (visible + kMapKeyStep - 1) / kMapKeyStep * kMapKeyStep);
+  }
+
+  // Map rows [m x Sk] (row stride Sk) = the m x keys rows of `from`, then `fill` up to Sk.
+  void CopyMapRows(const float* from, int64_t m, int64_t keys, float fill, float* map) const {
+    const int64_t sk = in_.dims.kv_len;
+    for (int64_t r = 0; r < m; ++r) {
+      std::copy_n(from + r * keys, keys, map + r * sk);
+      std::fill_n(map + r * sk + keys, sk - keys, fill);
+    }
   }
 
   // Without maps: per tile of keys (the K^T tiles), up to the last key any row of the piece
@@ -272,8 +310,8 @@ class PieceRunner {
     return elements * (in_.bf16_compute ? sizeof(uint16_t) : sizeof(float));
   }
 
-  // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys),
-  // one K^T tile (first_key a multiple of tile_keys, keys its width).
+  // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys)
+  // of one K^T tile (first_key a multiple of tile_keys; keys at most the tile's width).
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
     if (!prepared_.keys_transposed) {
@@ -284,14 +322,16 @@ class PieceRunner {
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
+    // The tile's row stride: its width (a runner's tiles of one width all have the same).
+    const int64_t kt_ld = std::min(prepared_.tile_keys, d.kv_len - first_key);
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
-      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
+      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{kt_ld, 1});
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive = cache_.GetOrCreate(
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
           // ones send it to gemm:jit): keyed by its exact bits.
-          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
+          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", kt_ld,
                        ":scale", std::bit_cast<uint32_t>(in_.scale), masked ? ":mask" : "",
                        in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {

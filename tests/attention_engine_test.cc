@@ -182,12 +182,14 @@ AttentionDims Dims(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk, in
 }
 
 // Shapes that exercise: one and many query blocks (128 rows per block across the heads of a
-// KV group), GQA/MQA, Dv != D, Sq != Sk both ways, dims of 1, sizes off multiples of 8/16.
+// KV group), GQA/MQA, Dv != D, Sq != Sk both ways, dims of 1, sizes off multiples of 8/16, and
+// (with maps under causal masks and key_lengths) blocks that see 0, 128, 256, ... keys of Sk.
 const std::vector<AttentionDims>& Shapes() {
   static const std::vector<AttentionDims> shapes = {
       Dims(1, 1, 1, 1, 1, 1, 1),      Dims(2, 4, 4, 7, 13, 8, 8),     Dims(2, 8, 2, 100, 130, 16, 24),
       Dims(1, 4, 1, 33, 33, 17, 5),   Dims(3, 2, 2, 300, 129, 33, 7), Dims(1, 6, 3, 1, 257, 64, 64),
       Dims(2, 3, 3, 65, 1, 12, 12),   Dims(1, 2, 2, 129, 64, 128, 3), Dims(2, 12, 4, 16, 16, 1, 9),
+      Dims(2, 2, 1, 260, 520, 16, 16),
   };
   return shapes;
 }
