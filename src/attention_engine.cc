@@ -7,9 +7,9 @@
 // seen head by head), so they are not copied apart; K is copied once, transposed (see
 // PreparedOperands).
 //
-// With maps, a piece computes at once all the keys any of its rows may see (the maps hold them
-// anyway). Without maps it goes tile of keys by tile of keys with an online softmax. Both skip
-// keys no row of the piece can see (causal, key_lengths).
+// A piece goes tile of keys by tile of keys with an online softmax, skipping tiles no row of the
+// piece can see (causal, key_lengths); with maps it keeps its tiles and writes the maps at the
+// end.
 #include "src/attention_engine.h"
 
 #include <omp.h>
@@ -30,6 +30,7 @@
 #include "src/online_softmax.h"
 #include "src/onednn_util.h"
 #include "src/prepared_operands.h"
+#include "src/stream_store.h"
 
 namespace attn {
 namespace {
@@ -45,8 +46,6 @@ constexpr int kMaskArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
 // bound by memory bandwidth, so they also compute in f32 when bf16 is asked for: bf16 copies
 // of K and V would cost another pass over both and save nothing.
 constexpr int64_t kFewRows = 32;
-// With maps, the keys a piece computes are rounded up to a multiple of this.
-constexpr int64_t kMapKeyStep = 128;
 
 OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
   if (!given.dense()) return given;
@@ -102,17 +101,17 @@ class PieceRunner {
     const AttentionDims& d = in.dims;
     const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
     const int64_t width = prepared.tile_keys;  // keys computed at once
-    if (!in.mask.empty()) {
-      tile_.resize(rows * width);
-      row_has_key_ = std::make_unique<bool[]>(rows);
+    if (!in.mask.empty()) tile_.resize(rows * width);
+    // With maps the scratch keeps every tile of the piece, else one.
+    scratch_.resize(rows * (maps_ ? d.kv_len : width));
+    if (maps_) {
+      tile_max_.resize(rows * ((d.kv_len + width - 1) / width));
+      factors_.resize(rows);
     }
-    scratch_.resize(rows * width);
     if (in.bf16_compute) probs_bf16_.resize(rows * width);
-    if (!maps_) {
-      acc_.resize(rows * d.value_dim);
-      row_max_.resize(rows);
-      row_sum_.resize(rows);
-    }
+    acc_.resize(rows * d.value_dim);
+    row_max_.resize(rows);
+    row_sum_.resize(rows);
     if (!prepared.keys_transposed) {
       scores_t_.resize(rows * width);
       query_t_.resize(rows * d.head_dim);
@@ -133,11 +132,7 @@ class PieceRunner {
         .v = bf16 ? static_cast<const void*>(prepared_.value.data() + v_at) : in_.value + v_at,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
     if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
-    if (maps_) {
-      RunWithMaps(piece, ops);
-    } else {
-      RunTiled(piece, ops);
-    }
+    RunTiles(piece, ops);
   }
 
  private:
@@ -169,106 +164,14 @@ class PieceRunner {
     }
   }
 
-  // With maps, over the keys [0, keys) some row of the piece may see (causal, key_lengths;
-  // past them every map row holds -inf scores and 0 probabilities):
-  //   S = scale * Q K^T + mask;  P = softmax_j(S);  O = P V.
-  // S and P stay in the worker's scratch, each map row copied out once: a matmul writing
-  // straight into the maps' cold memory ran at half speed.
-  void RunWithMaps(const Piece& piece, const Operands& ops) {
-    const AttentionDims& d = in_.dims;
-    const int64_t m = piece.rows;
-    const bool masked = !in_.mask.empty();
-    const int64_t keys = masked ? VisibleMapKeys(piece) : d.kv_len;
-    const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
-    float* s = scratch_.data();
-    constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
-    if (keys == 0) {  // no key visible to any row: P = 0 and O = 0
-      if (out_.scores != nullptr) CopyMapRows(s, m, 0, kMinusInf, out_.scores + map_offset);
-      if (out_.probabilities != nullptr) {
-        CopyMapRows(s, m, 0, 0.0f, out_.probabilities + map_offset);
-      }
-      for (int64_t r = 0; r < m; ++r) std::fill_n(ops.o + r * layout_.o.row, d.value_dim, 0.0f);
-      return;
-    }
-    // Only a mask some visible key of some row lacks needs the mask post-op.
-    const bool keys_masked =
-        masked && (in_.mask.allowed != nullptr || in_.mask.bias != nullptr ||
-                   KeysVisibleToAllRowsOfBlock(in_.mask, d, piece.batch, piece.first_row, m) <
-                       keys);
-    if (keys_masked) {
-      FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, 0, keys, tile_.data(),
-                   row_has_key_.get());
-    }
-    // S = scale * Q K^T + mask_tile
-    ComputeScores(ops, m, 0, keys, keys_masked, s);
-    if (out_.scores != nullptr) CopyMapRows(s, m, keys, kMinusInf, out_.scores + map_offset);
-
-    // P = softmax_j(S), in place
-    BoundPrimitive& softmax = Bound(Op::kSoftmax, m, keys, false, [&] {
-      const memory::desc s_md = RowMajor(m, keys);
-      auto primitive =
-          cache_.GetOrCreate(absl::StrCat("softmax:", m, "x", keys, threads_key_), [&] {
-            return dnnl::softmax_v2_forward(dnnl::softmax_v2_forward::primitive_desc(
-                dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_inference,
-                                               dnnl::algorithm::softmax_accurate, s_md, s_md, 1),
-                UserScratchpadAttr(), engine_));
-          });
-      return Bind(primitive, {{DNNL_ARG_SRC, s_md}, {DNNL_ARG_DST, s_md}});
-    });
-    softmax.Run(stream_, {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, s}});
-    // A row with every key forbidden has P = 0 (softmax of all -inf would be NaN).
-    if (keys_masked) {
-      for (int64_t r = 0; r < m; ++r) {
-        if (!row_has_key_[r]) std::fill_n(s + r * keys, keys, 0.0f);
-      }
-    }
-    if (out_.probabilities != nullptr) {
-      CopyMapRows(s, m, keys, 0.0f, out_.probabilities + map_offset);
-    }
-
-    // P in bfloat16 for the P V matmul when computing in bf16
-    const void* p = s;
-    if (in_.bf16_compute) {
-      BoundPrimitive& to_bf16 = Bound(Op::kToBf16, m, keys, false, [&] {
-        const memory::desc s_md = RowMajor(m, keys);
-        const memory::desc p_md({m, keys}, dt::bf16, memory::dims{keys, 1});
-        auto primitive =
-            cache_.GetOrCreate(absl::StrCat("p_bf16:", m, "x", keys, threads_key_), [&] {
-              return dnnl::reorder(dnnl::reorder::primitive_desc(engine_, s_md, engine_, p_md,
-                                                                 UserScratchpadAttr()));
-            });
-        return Bind(primitive, {{DNNL_ARG_FROM, s_md}, {DNNL_ARG_TO, p_md}});
-      });
-      to_bf16.Run(stream_, {{DNNL_ARG_FROM, s}, {DNNL_ARG_TO, probs_bf16_.data()}});
-      p = probs_bf16_.data();
-    }
-
-    // O = P V
-    MultiplyByValues(ops, p, m, 0, keys, ops.o, layout_.o.row, /*accumulate=*/false);
-  }
-
-  // The keys [0, n) some row of the piece may see, n rounded up to kMapKeyStep (so that key
-  // lengths varying from call to call do not each build new primitives), at most Sk.
-  int64_t VisibleMapKeys(const Piece& piece) const {
-    const int64_t visible =
-        VisibleKeysOfBlock(in_.mask, in_.dims, piece.batch, piece.first_row, piece.rows);
-    return std::min(in_.dims.kv_len, (visible + kMapKeyStep - 1) / kMapKeyStep * kMapKeyStep);
-  }
-
-  // Map rows [m x Sk] (row stride Sk) = the m x keys rows of `from`, then `fill` up to Sk.
-  void CopyMapRows(const float* from, int64_t m, int64_t keys, float fill, float* map) const {
-    const int64_t sk = in_.dims.kv_len;
-    for (int64_t r = 0; r < m; ++r) {
-      std::copy_n(from + r * keys, keys, map + r * sk);
-      std::fill_n(map + r * sk + keys, sk - keys, fill);
-    }
-  }
-
-  // Without maps: per tile of keys (the K^T tiles), up to the last key any row of the piece
-  // may see (causal, key_lengths; tiles past it are skipped),
-  //   S_t = scale * Q K_t^T + mask_t;  P_t = exp(S_t - m), m, l and acc updated (online softmax);
-  //   acc += P_t V_t;  and at the end O = acc / l.
-  void RunTiled(const Piece& piece, const Operands& ops) {
+  // Per tile of keys (the K^T tiles), up to the last key any row of the piece may see (causal,
+  // key_lengths; tiles past it are skipped):
+  //   S_t = scale * Q K_t^T + mask_t;  p_t = exp(S_t - m_t), with m_t, l and acc updated (online
+  //   softmax);  acc += p_t V_t;  and at the end O = acc / l.
+  // With maps every tile's p_t stays in the worker's scratch, and at the end each map row is
+  // streamed out once, P_t = p_t * exp(m_t - m) / l; S_t is streamed to the scores as it comes.
+  // (A matmul writing straight into the maps' cold memory ran at half speed.)
+  void RunTiles(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
     const bool masked = !in_.mask.empty();
@@ -280,29 +183,85 @@ class PieceRunner {
         : in_.mask.allowed != nullptr || in_.mask.bias != nullptr
             ? 0
             : KeysVisibleToAllRowsOfBlock(in_.mask, d, piece.batch, piece.first_row, m);
-    std::fill_n(row_max_.begin(), m, -std::numeric_limits<float>::infinity());
-    std::fill_n(row_sum_.begin(), m, 0.0f);
-    std::fill_n(acc_.begin(), m * d.value_dim, 0.0f);
-    const OnlineSoftmaxState state = {.row_max = row_max_.data(), .row_sum = row_sum_.data(),
-                                      .acc = acc_.data(), .acc_cols = d.value_dim};
+    const OnlineSoftmaxState state = StartOnlineSoftmax(m);
     const bool bf16 = in_.bf16_compute;
     const int64_t tile_keys = prepared_.tile_keys;
+    const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
+    int64_t end_key = 0;  // keys [0, end_key) computed
     for (int64_t first_key = 0; first_key < keys; first_key += tile_keys) {
       const int64_t width = std::min(tile_keys, d.kv_len - first_key);
       const bool tile_masked = first_key + width > open_keys;
       if (tile_masked) {
         FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, first_key, width,
-                     tile_.data(), nullptr);
+                     tile_.data());
       }
-      ComputeScores(ops, m, first_key, width, tile_masked, scratch_.data());
-      online_softmax_step_(scratch_.data(), m, width, state,
-                           bf16 ? probs_bf16_.data() : nullptr);
-      const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scratch_.data();
+      float* scores = scratch_.data() + (maps_ ? m * first_key : 0);
+      ComputeScores(ops, m, first_key, width, tile_masked, scores);
+      if (out_.scores != nullptr) {
+        StreamTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
+      }
+      online_softmax_step_(scores, m, width, state, bf16 ? probs_bf16_.data() : nullptr);
+      if (maps_) std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * first_key / tile_keys);
+      const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scores;
       MultiplyByValues(ops, p, m, first_key, width, acc_.data(), d.value_dim,
                        /*accumulate=*/true);
+      end_key = first_key + width;
     }
     // Rows that saw no key (all tiles skipped or -inf) have l = 0: O = 0.
     OnlineSoftmaxFinish(state, m, ops.o, layout_.o.row);
+    if (maps_) StreamMaps(m, end_key, map_offset);
+  }
+
+  // With maps, after a piece's tiles: P_t = p_t * exp(m_t - m) / l (0 where l = 0) into the
+  // probabilities' columns [0, end_key), and past the computed keys 0 probabilities and -inf
+  // scores.
+  void StreamMaps(int64_t m, int64_t end_key, int64_t map_offset) {
+    const int64_t sk = in_.dims.kv_len;
+    const int64_t tile_keys = prepared_.tile_keys;
+    if (out_.probabilities != nullptr) {
+      float* map = out_.probabilities + map_offset;
+      for (int64_t first_key = 0; first_key < end_key; first_key += tile_keys) {
+        const int64_t width = std::min(tile_keys, sk - first_key);
+        const float* tile_max = tile_max_.data() + m * first_key / tile_keys;
+        for (int64_t r = 0; r < m; ++r) {
+          factors_[r] = row_sum_[r] > 0.0f ? std::exp(tile_max[r] - row_max_[r]) / row_sum_[r]
+                                          : 0.0f;
+        }
+        StreamTileToMap(scratch_.data() + m * first_key, m, width, factors_.data(),
+                        map + first_key);
+      }
+      for (int64_t r = 0; r < m; ++r) StreamFill(0.0f, sk - end_key, map + r * sk + end_key);
+    }
+    if (out_.scores != nullptr) {
+      float* map = out_.scores + map_offset;
+      for (int64_t r = 0; r < m; ++r) {
+        StreamFill(-std::numeric_limits<float>::infinity(), sk - end_key, map + r * sk + end_key);
+      }
+    }
+    StreamStoreFence();  // the maps' streaming stores done before other threads read them
+  }
+
+  // Rows of a map (row stride Sk) from the m x width tile, each row r times factors[r] (unless
+  // factors is null), with streaming stores: the maps are written once and not read back here.
+  void StreamTileToMap(const float* tile, int64_t m, int64_t width, const float* factors,
+                       float* map) const {
+    const int64_t sk = in_.dims.kv_len;
+    for (int64_t r = 0; r < m; ++r) {
+      if (factors == nullptr) {
+        StreamCopy(tile + r * width, width, map + r * sk);
+      } else {
+        StreamCopyScaled(tile + r * width, width, factors[r], map + r * sk);
+      }
+    }
+  }
+
+  // The online softmax's state for m rows, started: max -inf, sum 0, acc 0.
+  OnlineSoftmaxState StartOnlineSoftmax(int64_t m) {
+    std::fill_n(row_max_.begin(), m, -std::numeric_limits<float>::infinity());
+    std::fill_n(row_sum_.begin(), m, 0.0f);
+    std::fill_n(acc_.begin(), m * in_.dims.value_dim, 0.0f);
+    return {.row_max = row_max_.data(), .row_sum = row_sum_.data(), .acc = acc_.data(),
+            .acc_cols = in_.dims.value_dim};
   }
 
   // Bytes of `elements` operand elements.
@@ -310,8 +269,8 @@ class PieceRunner {
     return elements * (in_.bf16_compute ? sizeof(uint16_t) : sizeof(float));
   }
 
-  // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys)
-  // of one K^T tile (first_key a multiple of tile_keys; keys at most the tile's width).
+  // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys),
+  // one K^T tile (first_key a multiple of tile_keys, keys its width).
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
     if (!prepared_.keys_transposed) {
@@ -322,16 +281,14 @@ class PieceRunner {
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
-    // The tile's row stride: its width (a runner's tiles of one width all have the same).
-    const int64_t kt_ld = std::min(prepared_.tile_keys, d.kv_len - first_key);
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
-      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{kt_ld, 1});
+      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive = cache_.GetOrCreate(
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
           // ones send it to gemm:jit): keyed by its exact bits.
-          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row, ",", kt_ld,
+          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
                        ":scale", std::bit_cast<uint32_t>(in_.scale), masked ? ":mask" : "",
                        in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {
@@ -438,7 +395,7 @@ class PieceRunner {
   }
 
   // The primitives a runner binds, each per (m, keys, flag).
-  enum class Op { kQk, kKq, kPv, kSoftmax, kToBf16 };
+  enum class Op { kQk, kKq, kPv };
 
   // The runner's bound primitive for (op, m, keys, flag), made by `make` the first time.
   template <typename Make>
@@ -459,10 +416,11 @@ class PieceRunner {
   dnnl::stream stream_;
   const std::string threads_key_;
   std::vector<float> tile_;
-  std::unique_ptr<bool[]> row_has_key_;
   std::vector<float> scratch_;
   std::vector<uint16_t> probs_bf16_;
   std::vector<float> acc_, row_max_, row_sum_;  // the online softmax's running state
+  std::vector<float> tile_max_;  // with maps: per tile, the running max its p_t is relative to
+  std::vector<float> factors_;   // with maps: per row, a tile's factor exp(m_t - m) / l
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
   std::vector<uint8_t> scratchpad_;
   absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool>, std::unique_ptr<BoundPrimitive>>
@@ -515,11 +473,10 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   const AttentionDims& d = inputs.dims;
   const Layout layout(inputs, outputs);
   PreparedOperands prepared;
-  const bool maps = outputs.probabilities != nullptr || outputs.scores != nullptr;
   const int64_t key_tile = key_tile_ > 0                                ? key_tile_
                            : inputs.mask.causal != CausalKind::kNone ? kCausalKeyTile
                                                                      : kDefaultKeyTile;
-  prepared.tile_keys = maps ? d.kv_len : std::min(key_tile, d.kv_len);
+  prepared.tile_keys = std::min(key_tile, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   AttentionInputs in = inputs;  // as computed: few-row units stay in f32 (see kFewRows)
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;

@@ -48,8 +48,7 @@ int64_t KeysVisibleToAllRowsOfBlock(const MaskSpec& mask, const AttentionDims& d
 }
 
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
-                  int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile,
-                  bool* row_has_key) {
+                  int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile) {
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t head = (first_row + r) / dims.q_len;
     const int64_t query = (first_row + r) % dims.q_len;
@@ -67,15 +66,12 @@ void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch
       const BroadcastStrides& s = mask.allowed_strides;
       allowed = mask.allowed + batch * s[0] + head * s[1] + query * s[2] + first_key * s[3];
     }
-    bool any_key = false;
     for (int64_t j = 0; j < limit; ++j) {
       float value = bias != nullptr ? bias[j * mask.bias_strides[3]] : 0.0f;
       if (allowed != nullptr && allowed[j * mask.allowed_strides[3]] == 0) value = kNegInf;
       row[j] = value;
-      any_key = any_key || value != kNegInf;
     }
     std::fill(row + limit, row + keys, kNegInf);
-    if (row_has_key != nullptr) row_has_key[r] = any_key;
   }
 }
 

@@ -14,11 +14,9 @@ namespace attn {
 // Score rows of batch item `batch` are numbered across heads: row q is head q / Sq, query
 // q % Sq. Fills tile[r * keys + j] with the mask of row first_row + r and key first_key + j for
 // r < rows, j < keys (first_key + keys <= Sk; keys past the last one any row may see need not be
-// in the tile), and, unless row_has_key is null, sets row_has_key[r] to whether any key of row r
-// in the tile is not -inf.
+// in the tile).
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
-                  int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile,
-                  bool* row_has_key);
+                  int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile);
 
 // How many leading keys the rows [first_row, first_row + rows) may see at all under the causal
 // mask and key_lengths: keys from there on are forbidden for every one of those rows.
