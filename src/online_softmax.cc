@@ -29,7 +29,10 @@ uint16_t ToBf16(float x) {
 // The part of a step shared by both implementations, once a row's tile max is known: updates
 // row r's running max and returns exp(old max - new max), the factor the row's running sum and
 // acc are to be multiplied by. Returns 0 with the max left at -inf when every key so far is -inf.
-float UpdateMax(const OnlineSoftmaxState& state, int64_t r, float tile_max) {
+// (This and Rescale are always inlined, so the AVX-512 steps vectorise them too: left out of
+// line, Rescale alone took a fifth of a step.)
+[[gnu::always_inline]] inline float UpdateMax(const OnlineSoftmaxState& state, int64_t r,
+                                              float tile_max) {
   const float old_max = state.row_max[r];
   const float new_max = std::max(old_max, tile_max);
   state.row_max[r] = new_max;
@@ -38,7 +41,8 @@ float UpdateMax(const OnlineSoftmaxState& state, int64_t r, float tile_max) {
 }
 
 // l = l * alpha + tile_sum; acc row *= alpha.
-void Rescale(const OnlineSoftmaxState& state, int64_t r, float alpha, float tile_sum) {
+[[gnu::always_inline]] inline void Rescale(const OnlineSoftmaxState& state, int64_t r,
+                                           float alpha, float tile_sum) {
   state.row_sum[r] = state.row_sum[r] * alpha + tile_sum;
   if (alpha == 1.0f) return;
   float* acc = state.acc + r * state.acc_cols;
@@ -47,11 +51,10 @@ void Rescale(const OnlineSoftmaxState& state, int64_t r, float alpha, float tile
 
 // exp(x) for x <= 0 (x = score - running max), 0 for -inf: with n = round(x log2 e) and
 // r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by its degree-6 Taylor
-// polynomial (relative error < 2e-7). Below -87.3 the result underflows and is returned as 0.
-__attribute__((target("avx512f"))) __m512 Exp512(__m512 x) {
-  const __m512 lowest = _mm512_set1_ps(-87.33654f);
-  const __mmask16 live = _mm512_cmp_ps_mask(x, lowest, _CMP_GE_OQ);
-  x = _mm512_max_ps(x, lowest);
+// polynomial (relative error < 2e-7). x is first raised to -150, where 2^n is far below float's
+// smallest denormal, so -inf and anything below about -104 give exactly 0.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Exp512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln 2, high part
@@ -63,15 +66,68 @@ __attribute__((target("avx512f"))) __m512 Exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+  return _mm512_scalef_ps(p, n);
 }
 
-// The bfloat16 of 16 finite floats, rounded to nearest even, stored to out (lanes of `lanes`).
-__attribute__((target("avx512f"))) void StoreBf16(__m512 x, __mmask16 lanes, uint16_t* out) {
-  __m512i bits = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  bits = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
-  _mm512_mask_cvtepi32_storeu_epi16(out, lanes, _mm512_srli_epi32(bits, 16));
+// The bfloat16 of 16 finite floats, rounded to nearest even, stored to out (lanes of `lanes`):
+// with AVX512_BF16's conversion instruction when kNativeBf16 (written as assembly, so that only
+// that instantiation may use it), else by integer rounding.
+template <bool kNativeBf16>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void StoreBf16(__m512 x,
+                                                                           __mmask16 lanes,
+                                                                           uint16_t* out) {
+  if constexpr (kNativeBf16) {
+    __m256i bf16;
+    asm("vcvtneps2bf16 %1, %0" : "=v"(bf16) : "v"(x));
+    _mm256_mask_storeu_epi16(out, lanes, bf16);
+  } else {
+    __m512i bits = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    bits = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+    _mm512_mask_cvtepi32_storeu_epi16(out, lanes, _mm512_srli_epi32(bits, 16));
+  }
+}
+
+// The AVX-512 step (F, BW, VL); kNativeBf16 needs AVX512_BF16 too.
+template <bool kNativeBf16>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
+    float* scores, int64_t rows, int64_t width, const OnlineSoftmaxState& state,
+    uint16_t* probs_bf16) {
+  const int64_t full = width / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (width - full)) - 1);
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* s = scores + r * width;
+    uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+    // The tile's row max.
+    __m512 vmax = neg_inf;
+    for (int64_t j = 0; j < full; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
+    if (tail != 0) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail, s + full));
+    const float alpha = UpdateMax(state, r, _mm512_reduce_max_ps(vmax));
+    const float max = state.row_max[r];
+    if (max == kNegInf) {  // every key so far is -inf: p = 0
+      std::fill_n(s, width, 0.0f);
+      if (p16 != nullptr) std::fill_n(p16, width, uint16_t{0});
+      continue;
+    }
+    // p = exp(s - m')
+    const __m512 shift = _mm512_set1_ps(max);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < full; j += 16) {
+      const __m512 p = Exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift));
+      _mm512_storeu_ps(s + j, p);
+      vsum = _mm512_add_ps(vsum, p);
+      if (p16 != nullptr) StoreBf16<kNativeBf16>(p, 0xFFFF, p16 + j);
+    }
+    if (tail != 0) {
+      const __m512 x = _mm512_mask_loadu_ps(neg_inf, tail, s + full);
+      const __m512 p = Exp512(_mm512_sub_ps(x, shift));
+      _mm512_mask_storeu_ps(s + full, tail, p);
+      vsum = _mm512_add_ps(vsum, p);
+      if (p16 != nullptr) StoreBf16<kNativeBf16>(p, tail, p16 + full);
+    }
+    Rescale(state, r, alpha, _mm512_reduce_add_ps(vsum));
+  }
 }
 
 }  // namespace
@@ -92,46 +148,25 @@ void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width,
   }
 }
 
-__attribute__((target("avx512f"))) void OnlineSoftmaxStepAvx512(
-    float* scores, int64_t rows, int64_t width, const OnlineSoftmaxState& state,
-    uint16_t* probs_bf16) {
-  const int64_t full = width / 16 * 16;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (width - full)) - 1);
-  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
-  for (int64_t r = 0; r < rows; ++r) {
-    float* s = scores + r * width;
-    uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
-    // The tile's row max.
-    __m512 vmax = neg_inf;
-    for (int64_t j = 0; j < full; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
-    if (tail != 0) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail, s + full));
-    const float alpha = UpdateMax(state, r, _mm512_reduce_max_ps(vmax));
-    // p = exp(s - m'), 0 for the whole row while every key so far is -inf.
-    const float max = state.row_max[r];
-    const __m512 shift = _mm512_set1_ps(max == kNegInf ? 0.0f : max);
-    const __mmask16 live = max == kNegInf ? 0 : 0xFFFF;
-    __m512 vsum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < full; j += 16) {
-      const __m512 p =
-          _mm512_maskz_mov_ps(live, Exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift)));
-      _mm512_storeu_ps(s + j, p);
-      vsum = _mm512_add_ps(vsum, p);
-      if (p16 != nullptr) StoreBf16(p, 0xFFFF, p16 + j);
-    }
-    if (tail != 0) {
-      const __m512 x = _mm512_mask_loadu_ps(neg_inf, tail, s + full);
-      const __m512 p = _mm512_maskz_mov_ps(live, Exp512(_mm512_sub_ps(x, shift)));
-      _mm512_mask_storeu_ps(s + full, tail, p);
-      vsum = _mm512_add_ps(vsum, p);
-      if (p16 != nullptr) StoreBf16(p, tail, p16 + full);
-    }
-    Rescale(state, r, alpha, _mm512_reduce_add_ps(vsum));
-  }
+void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width,
+                             const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
+  Avx512Step<false>(scores, rows, width, state, probs_bf16);
 }
 
-bool CpuHasAvx512() { return __builtin_cpu_supports("avx512f"); }
+void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
+                                 const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
+  Avx512Step<true>(scores, rows, width, state, probs_bf16);
+}
+
+bool CpuHasAvx512() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+bool CpuHasAvx512Bf16() { return CpuHasAvx512() && __builtin_cpu_supports("avx512bf16"); }
 
 OnlineSoftmaxStepFn BestOnlineSoftmaxStep() {
+  if (CpuHasAvx512Bf16()) return OnlineSoftmaxStepAvx512Bf16;
   return CpuHasAvx512() ? OnlineSoftmaxStepAvx512 : OnlineSoftmaxStepScalar;
 }
 

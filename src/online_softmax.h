@@ -4,8 +4,8 @@
 //   m' = max(m, max_j s_j);  p_j = exp(s_j - m');  l = l * exp(m - m') + sum_j p_j;
 //   acc = acc * exp(m - m') (then the caller adds P V);  finally O = acc / l (0 when l = 0).
 // A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
-// Two implementations with identical contracts: AVX-512 (used when the CPU has AVX-512F) and
-// portable scalar code. Pure functions; thread-safe.
+// Three implementations with identical contracts, chosen by the CPU's features: AVX-512 with
+// AVX512_BF16, AVX-512 without it, and portable scalar code. Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 #define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 
@@ -31,11 +31,17 @@ void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16);
 void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+// As OnlineSoftmaxStepAvx512, with AVX512_BF16's instruction for the bfloat16 conversion.
+void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
+                                 const OnlineSoftmaxState& state, uint16_t* probs_bf16);
 
-// Whether this CPU runs OnlineSoftmaxStepAvx512 (AVX-512F).
+// Whether this CPU runs OnlineSoftmaxStepAvx512 (AVX-512 F, BW and VL).
 bool CpuHasAvx512();
+// Whether this CPU runs OnlineSoftmaxStepAvx512Bf16 (those and AVX512_BF16).
+bool CpuHasAvx512Bf16();
 
-// OnlineSoftmaxStepAvx512 where the CPU has AVX-512F, otherwise OnlineSoftmaxStepScalar.
+// The fastest step this CPU runs: OnlineSoftmaxStepAvx512Bf16, OnlineSoftmaxStepAvx512 or
+// OnlineSoftmaxStepScalar.
 OnlineSoftmaxStepFn BestOnlineSoftmaxStep();
 
 // out[r * out_stride + c] = acc[r * acc_cols + c] / row_sum[r], or 0 when row_sum[r] is 0.

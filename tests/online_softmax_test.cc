@@ -1,5 +1,5 @@
-// Tests of src/online_softmax, both implementations (scalar and AVX-512), against a
-// double-precision softmax(s) V computed in one pass over whole rows. Rows are fed in tiles of
+// Tests of src/online_softmax, every implementation this CPU runs (scalar, AVX-512, AVX-512 with
+// AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows. Rows are fed in tiles of
 // uneven widths (tails off multiples of 16), with -inf keys, tiles that are all -inf and rows
 // that are all -inf. Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
 // exp and sums over <= 300 keys), bf16 probabilities within half a bf16 ulp (2^-8 relative).
@@ -28,6 +28,7 @@ struct Kernel {
 std::vector<Kernel> Kernels() {
   std::vector<Kernel> kernels = {{"scalar", OnlineSoftmaxStepScalar}};
   if (CpuHasAvx512()) kernels.push_back({"avx512", OnlineSoftmaxStepAvx512});
+  if (CpuHasAvx512Bf16()) kernels.push_back({"avx512_bf16", OnlineSoftmaxStepAvx512Bf16});
   return kernels;
 }
 
@@ -182,8 +183,9 @@ TEST(OnlineSoftmaxTest, LargerMaxRescalesRunningState) {
 }
 
 TEST(OnlineSoftmaxTest, BestStepMatchesTheCpu) {
-  EXPECT_EQ(BestOnlineSoftmaxStep(),
-            CpuHasAvx512() ? OnlineSoftmaxStepAvx512 : OnlineSoftmaxStepScalar);
+  EXPECT_EQ(BestOnlineSoftmaxStep(), CpuHasAvx512Bf16() ? OnlineSoftmaxStepAvx512Bf16
+                                     : CpuHasAvx512()   ? OnlineSoftmaxStepAvx512
+                                                        : OnlineSoftmaxStepScalar);
 }
 
 }  // namespace
