@@ -93,6 +93,8 @@ class PieceRunner {
         layout_(layout),
         prepared_(prepared),
         maps_(out.probabilities != nullptr || out.scores != nullptr),
+        mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
+                          out.scores == nullptr),
         online_softmax_step_(BestOnlineSoftmaxStep()),
         cache_(cache),
         engine_(engine),
@@ -101,7 +103,11 @@ class PieceRunner {
     const AttentionDims& d = in.dims;
     const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
     const int64_t width = prepared.tile_keys;  // keys computed at once
-    if (!in.mask.empty()) tile_.resize(rows * width);
+    if (mask_by_row_keys_) {
+      row_keys_.resize(rows);
+    } else if (!in.mask.empty()) {
+      tile_.resize(rows * width);
+    }
     // With maps the scratch keeps every tile of the piece, else one.
     scratch_.resize(rows * (maps_ ? d.kv_len : width));
     if (maps_) {
@@ -191,16 +197,22 @@ class PieceRunner {
     for (int64_t first_key = 0; first_key < keys; first_key += tile_keys) {
       const int64_t width = std::min(tile_keys, d.kv_len - first_key);
       const bool tile_masked = first_key + width > open_keys;
-      if (tile_masked) {
+      // A mask tile and the QK^T post-op, or no post-op and each row's visible keys.
+      const bool by_row_keys = tile_masked && mask_by_row_keys_;
+      if (by_row_keys) {
+        VisibleKeysOfRows(in_.mask, d, piece.batch, piece.first_row, m, first_key, width,
+                          row_keys_.data());
+      } else if (tile_masked) {
         FillMaskTile(in_.mask, d, piece.batch, piece.first_row, m, first_key, width,
                      tile_.data());
       }
       float* scores = scratch_.data() + (maps_ ? m * first_key : 0);
-      ComputeScores(ops, m, first_key, width, tile_masked, scores);
+      ComputeScores(ops, m, first_key, width, tile_masked && !by_row_keys, scores);
       if (out_.scores != nullptr) {
         StreamTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
       }
-      online_softmax_step_(scores, m, width, state, bf16 ? probs_bf16_.data() : nullptr);
+      online_softmax_step_(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
+                           bf16 ? probs_bf16_.data() : nullptr);
       if (maps_) std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * first_key / tile_keys);
       const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scores;
       MultiplyByValues(ops, p, m, first_key, width, acc_.data(), d.value_dim,
@@ -410,12 +422,16 @@ class PieceRunner {
   const Layout& layout_;
   const PreparedOperands& prepared_;
   const bool maps_;  // probabilities or scores returned
+  // The softmax step applies the mask (causal, key_lengths) by each row's visible keys: there is
+  // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
+  const bool mask_by_row_keys_;
   const OnlineSoftmaxStepFn online_softmax_step_;
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
   const std::string threads_key_;
-  std::vector<float> tile_;
+  std::vector<float> tile_;         // a mask tile
+  std::vector<int64_t> row_keys_;   // or each row's visible keys of the tile
   std::vector<float> scratch_;
   std::vector<uint16_t> probs_bf16_;
   std::vector<float> acc_, row_max_, row_sum_;  // the online softmax's running state

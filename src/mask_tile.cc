@@ -27,7 +27,23 @@ int64_t VisibleKeyLimit(const MaskSpec& mask, const AttentionDims& dims, int64_t
   return std::max<int64_t>(limit, 0);
 }
 
+// Keys of the tile [first_key, first_key + keys) that the causal mask and key_lengths leave
+// query `query`: the tile's first ones, this many.
+int64_t VisibleKeysInTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                          int64_t query, int64_t first_key, int64_t keys) {
+  return std::clamp<int64_t>(VisibleKeyLimit(mask, dims, batch, query) - first_key, 0, keys);
+}
+
 }  // namespace
+
+void VisibleKeysOfRows(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                       int64_t first_row, int64_t rows, int64_t first_key, int64_t keys,
+                       int64_t* row_keys) {
+  for (int64_t r = 0; r < rows; ++r) {
+    row_keys[r] =
+        VisibleKeysInTile(mask, dims, batch, (first_row + r) % dims.q_len, first_key, keys);
+  }
+}
 
 int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
                            int64_t first_row, int64_t rows) {
@@ -53,8 +69,7 @@ void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch
     const int64_t head = (first_row + r) / dims.q_len;
     const int64_t query = (first_row + r) % dims.q_len;
     // Tile columns [0, limit) are keys the causal mask and key_lengths leave visible.
-    const int64_t limit = std::clamp<int64_t>(
-        VisibleKeyLimit(mask, dims, batch, query) - first_key, 0, keys);
+    const int64_t limit = VisibleKeysInTile(mask, dims, batch, query, first_key, keys);
     float* row = tile + r * keys;
     const float* bias = nullptr;
     const uint8_t* allowed = nullptr;

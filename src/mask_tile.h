@@ -18,6 +18,13 @@ namespace attn {
 void FillMaskTile(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
                   int64_t first_row, int64_t rows, int64_t first_key, int64_t keys, float* tile);
 
+// For rows [first_row, first_row + rows) (numbered as in FillMaskTile), how many leading keys of
+// the tile [first_key, first_key + keys) the causal mask and key_lengths leave each row:
+// row_keys[r] in [0, keys]. `allowed` and `bias` are not looked at.
+void VisibleKeysOfRows(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,
+                       int64_t first_row, int64_t rows, int64_t first_key, int64_t keys,
+                       int64_t* row_keys);
+
 // How many leading keys the rows [first_row, first_row + rows) may see at all under the causal
 // mask and key_lengths: keys from there on are forbidden for every one of those rows.
 int64_t VisibleKeysOfBlock(const MaskSpec& mask, const AttentionDims& dims, int64_t batch,

@@ -49,6 +49,12 @@ uint16_t ToBf16(float x) {
   for (int64_t c = 0; c < state.acc_cols; ++c) acc[c] *= alpha;
 }
 
+// p = 0 for a row's forbidden keys [keys, width), in f32 and (unless null) bf16.
+void ZeroForbiddenKeys(float* p, uint16_t* p16, int64_t keys, int64_t width) {
+  std::fill(p + keys, p + width, 0.0f);
+  if (p16 != nullptr) std::fill(p16 + keys, p16 + width, uint16_t{0});
+}
+
 // exp(x) for x <= 0 (x = score - running max), 0 for -inf: with n = round(x log2 e) and
 // r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by its degree-6 Taylor
 // polynomial (relative error < 2e-7). Below -87.3 the result underflows and is returned as 0,
@@ -94,14 +100,15 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline void StoreBf16(__m51
 // The AVX-512 step (F, BW, VL); kNativeBf16 needs AVX512_BF16 too.
 template <bool kNativeBf16>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
-    float* scores, int64_t rows, int64_t width, const OnlineSoftmaxState& state,
-    uint16_t* probs_bf16) {
-  const int64_t full = width / 16 * 16;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (width - full)) - 1);
+    float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
+    const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
   const __m512 neg_inf = _mm512_set1_ps(kNegInf);
   for (int64_t r = 0; r < rows; ++r) {
     float* s = scores + r * width;
     uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+    const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
+    const int64_t full = keys / 16 * 16;
+    const __mmask16 tail = static_cast<__mmask16>((1u << (keys - full)) - 1);
     // The tile's row max.
     __m512 vmax = neg_inf;
     for (int64_t j = 0; j < full; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
@@ -129,36 +136,41 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
       vsum = _mm512_add_ps(vsum, p);
       if (p16 != nullptr) StoreBf16<kNativeBf16>(p, tail, p16 + full);
     }
+    ZeroForbiddenKeys(s, p16, keys, width);
     Rescale(state, r, alpha, _mm512_reduce_add_ps(vsum));
   }
 }
 
 }  // namespace
 
-void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width,
+void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
     float* s = scores + r * width;
-    const float alpha = UpdateMax(state, r, *std::max_element(s, s + width));
+    uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+    const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
+    const float alpha = UpdateMax(state, r, keys > 0 ? *std::max_element(s, s + keys) : kNegInf);
     const float max = state.row_max[r];
     float sum = 0.0f;
-    for (int64_t j = 0; j < width; ++j) {
+    for (int64_t j = 0; j < keys; ++j) {
       s[j] = max == kNegInf ? 0.0f : std::exp(s[j] - max);
       sum += s[j];
-      if (probs_bf16 != nullptr) probs_bf16[r * width + j] = ToBf16(s[j]);
+      if (p16 != nullptr) p16[j] = ToBf16(s[j]);
     }
+    ZeroForbiddenKeys(s, p16, keys, width);
     Rescale(state, r, alpha, sum);
   }
 }
 
-void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width,
+void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
-  Avx512Step<false>(scores, rows, width, state, probs_bf16);
+  Avx512Step<false>(scores, rows, width, row_keys, state, probs_bf16);
 }
 
 void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
-                                 const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
-  Avx512Step<true>(scores, rows, width, state, probs_bf16);
+                                 const int64_t* row_keys, const OnlineSoftmaxState& state,
+                                 uint16_t* probs_bf16) {
+  Avx512Step<true>(scores, rows, width, row_keys, state, probs_bf16);
 }
 
 bool CpuHasAvx512() {

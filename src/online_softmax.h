@@ -16,7 +16,9 @@ namespace attn {
 // Running state of `rows` rows: row_max (start -inf), row_sum (start 0) and acc, rows x acc_cols
 // row-major (start 0). One step consumes scores, rows x width row-major: they are replaced by
 // p = exp(s - m') in place and, when probs_bf16 is not null, also written to it as bfloat16
-// (rows x width, round to nearest even). acc rows are rescaled by exp(m - m').
+// (rows x width, round to nearest even). acc rows are rescaled by exp(m - m'). When row_keys is
+// not null, row r's scores past its first row_keys[r] (0..width) are forbidden, as if -inf:
+// they get p = 0 (how the engine applies a causal mask or key_lengths without a mask tile).
 struct OnlineSoftmaxState {
   float* row_max;
   float* row_sum;
@@ -25,15 +27,17 @@ struct OnlineSoftmaxState {
 };
 
 using OnlineSoftmaxStepFn = void (*)(float* scores, int64_t rows, int64_t width,
-                                     const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+                                     const int64_t* row_keys, const OnlineSoftmaxState& state,
+                                     uint16_t* probs_bf16);
 
-void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width,
+void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16);
-void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width,
+void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                              const OnlineSoftmaxState& state, uint16_t* probs_bf16);
 // As OnlineSoftmaxStepAvx512, with AVX512_BF16's instruction for the bfloat16 conversion.
 void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
-                                 const OnlineSoftmaxState& state, uint16_t* probs_bf16);
+                                 const int64_t* row_keys, const OnlineSoftmaxState& state,
+                                 uint16_t* probs_bf16);
 
 // Whether this CPU runs OnlineSoftmaxStepAvx512 (AVX-512 F, BW and VL).
 bool CpuHasAvx512();

@@ -88,7 +88,7 @@ std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
       std::copy_n(&s[r * keys + first], width, &tile[r * width]);
     }
     std::vector<uint16_t> bf16(rows * width);
-    step(tile.data(), rows, width, state, bf16.data());
+    step(tile.data(), rows, width, nullptr, state, bf16.data());
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < width; ++j) {
         const float p = tile[r * width + j];
@@ -141,7 +141,7 @@ TEST(OnlineSoftmaxTest, ExpIsAccurateOverItsRange) {
     SCOPED_TRACE(kernel.name);
     std::vector<float> p = s;
     float row_max = kNegInf, row_sum = 0, acc = 0;
-    kernel.step(p.data(), 1, kWidth, {&row_max, &row_sum, &acc, 1}, nullptr);
+    kernel.step(p.data(), 1, kWidth, nullptr, {&row_max, &row_sum, &acc, 1}, nullptr);
     EXPECT_EQ(row_max, 0.0f);
     EXPECT_EQ(p[7], 0.0f);
     double sum = 0;
@@ -167,18 +167,49 @@ TEST(OnlineSoftmaxTest, LargerMaxRescalesRunningState) {
     float acc[2] = {0, 0};
     const OnlineSoftmaxState state{&row_max, &row_sum, acc, 2};
     float first[1] = {1.0f};
-    kernel.step(first, 1, 1, state, nullptr);
+    kernel.step(first, 1, 1, nullptr, state, nullptr);
     EXPECT_EQ(first[0], 1.0f);
     acc[0] = 10.0f;  // as if P V added 10 * V row
     acc[1] = -4.0f;
     float second[1] = {3.0f};
-    kernel.step(second, 1, 1, state, nullptr);
+    kernel.step(second, 1, 1, nullptr, state, nullptr);
     EXPECT_EQ(row_max, 3.0f);
     EXPECT_EQ(second[0], 1.0f);
     const float alpha = std::exp(-2.0f);
     EXPECT_NEAR(row_sum, alpha + 1.0f, 1e-6);
     EXPECT_NEAR(acc[0], 10.0f * alpha, 1e-6);
     EXPECT_NEAR(acc[1], -4.0f * alpha, 1e-6);
+  }
+}
+
+// Per-row key counts act as -inf past each row's count: two steps (so rows with no allowed key in
+// the second tile keep what the first gave them) with row_keys against the same steps on tiles
+// holding -inf there; the probabilities (f32 and bf16) and the state agree.
+TEST(OnlineSoftmaxTest, RowKeysForbidLikeMinusInfinity) {
+  constexpr int64_t kRows = 7, kWidth = 45, kCols = 3;
+  const std::vector<int64_t> row_keys = {0, 1, 15, 16, 17, 44, 45};
+  std::mt19937 rng(5);
+  for (const Kernel& kernel : Kernels()) {
+    SCOPED_TRACE(kernel.name);
+    std::vector<float> max_a(kRows, kNegInf), sum_a(kRows, 0), acc_a(kRows * kCols, 1.0f);
+    std::vector<float> max_b = max_a, sum_b = sum_a, acc_b = acc_a;
+    const OnlineSoftmaxState a{max_a.data(), sum_a.data(), acc_a.data(), kCols};
+    const OnlineSoftmaxState b{max_b.data(), sum_b.data(), acc_b.data(), kCols};
+    for (int step = 0; step < 2; ++step) {
+      std::vector<float> limited = Scores(kRows, kWidth, rng);
+      std::vector<float> filled = limited;
+      for (int64_t r = 0; r < kRows; ++r) {
+        std::fill(&filled[r * kWidth + row_keys[r]], &filled[(r + 1) * kWidth], kNegInf);
+      }
+      std::vector<uint16_t> bf16_a(kRows * kWidth), bf16_b(kRows * kWidth);
+      kernel.step(limited.data(), kRows, kWidth, row_keys.data(), a, bf16_a.data());
+      kernel.step(filled.data(), kRows, kWidth, nullptr, b, bf16_b.data());
+      EXPECT_EQ(limited, filled) << "step " << step;
+      EXPECT_EQ(bf16_a, bf16_b) << "step " << step;
+      EXPECT_EQ(max_a, max_b) << "step " << step;
+      for (int64_t r = 0; r < kRows; ++r) EXPECT_NEAR(sum_a[r], sum_b[r], 1e-6 * sum_b[r]);
+      for (int64_t i = 0; i < kRows * kCols; ++i) EXPECT_NEAR(acc_a[i], acc_b[i], 1e-6);
+    }
   }
 }
 
