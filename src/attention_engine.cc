@@ -75,6 +75,16 @@ struct Layout {
   }
 };
 
+// Maps larger than the caches are stored with streaming stores (written once, not read back
+// soon); smaller ones stay in the cache, where the server serialises them right after.
+constexpr int64_t kStreamedMapBytes = int64_t{8} << 20;
+
+StoreMode MapStoreMode(const AttentionDims& d, const AttentionOutputs& out) {
+  const int64_t maps = (out.probabilities != nullptr) + (out.scores != nullptr);
+  const int64_t bytes = maps * d.batch * d.heads * d.q_len * d.kv_len * int64_t{sizeof(float)};
+  return bytes > kStreamedMapBytes ? StoreMode::kStreaming : StoreMode::kCached;
+}
+
 // One piece of work.
 struct Piece {
   int64_t batch = 0;
@@ -93,6 +103,7 @@ class PieceRunner {
         layout_(layout),
         prepared_(prepared),
         maps_(out.probabilities != nullptr || out.scores != nullptr),
+        map_store_(MapStoreMode(in.dims, out)),
         mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
                           out.scores == nullptr),
         online_softmax_step_(BestOnlineSoftmaxStep()),
@@ -209,7 +220,7 @@ class PieceRunner {
       float* scores = scratch_.data() + (maps_ ? m * first_key : 0);
       ComputeScores(ops, m, first_key, width, tile_masked && !by_row_keys, scores);
       if (out_.scores != nullptr) {
-        StreamTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
+        StoreTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
       }
       online_softmax_step_(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
                            bf16 ? probs_bf16_.data() : nullptr);
@@ -221,13 +232,13 @@ class PieceRunner {
     }
     // Rows that saw no key (all tiles skipped or -inf) have l = 0: O = 0.
     OnlineSoftmaxFinish(state, m, ops.o, layout_.o.row);
-    if (maps_) StreamMaps(m, end_key, map_offset);
+    if (maps_) StoreMaps(m, end_key, map_offset);
   }
 
   // With maps, after a piece's tiles: P_t = p_t * exp(m_t - m) / l (0 where l = 0) into the
   // probabilities' columns [0, end_key), and past the computed keys 0 probabilities and -inf
   // scores.
-  void StreamMaps(int64_t m, int64_t end_key, int64_t map_offset) {
+  void StoreMaps(int64_t m, int64_t end_key, int64_t map_offset) {
     const int64_t sk = in_.dims.kv_len;
     const int64_t tile_keys = prepared_.tile_keys;
     if (out_.probabilities != nullptr) {
@@ -239,30 +250,33 @@ class PieceRunner {
           factors_[r] = row_sum_[r] > 0.0f ? std::exp(tile_max[r] - row_max_[r]) / row_sum_[r]
                                           : 0.0f;
         }
-        StreamTileToMap(scratch_.data() + m * first_key, m, width, factors_.data(),
-                        map + first_key);
+        StoreTileToMap(scratch_.data() + m * first_key, m, width, factors_.data(),
+                       map + first_key);
       }
-      for (int64_t r = 0; r < m; ++r) StreamFill(0.0f, sk - end_key, map + r * sk + end_key);
+      for (int64_t r = 0; r < m; ++r) {
+        StoreFill(0.0f, sk - end_key, map + r * sk + end_key, map_store_);
+      }
     }
     if (out_.scores != nullptr) {
       float* map = out_.scores + map_offset;
       for (int64_t r = 0; r < m; ++r) {
-        StreamFill(-std::numeric_limits<float>::infinity(), sk - end_key, map + r * sk + end_key);
+        StoreFill(-std::numeric_limits<float>::infinity(), sk - end_key, map + r * sk + end_key,
+                  map_store_);
       }
     }
     StreamStoreFence();  // the maps' streaming stores done before other threads read them
   }
 
   // Rows of a map (row stride Sk) from the m x width tile, each row r times factors[r] (unless
-  // factors is null), with streaming stores: the maps are written once and not read back here.
-  void StreamTileToMap(const float* tile, int64_t m, int64_t width, const float* factors,
-                       float* map) const {
+  // factors is null).
+  void StoreTileToMap(const float* tile, int64_t m, int64_t width, const float* factors,
+                      float* map) const {
     const int64_t sk = in_.dims.kv_len;
     for (int64_t r = 0; r < m; ++r) {
       if (factors == nullptr) {
-        StreamCopy(tile + r * width, width, map + r * sk);
+        StoreCopy(tile + r * width, width, map + r * sk, map_store_);
       } else {
-        StreamCopyScaled(tile + r * width, width, factors[r], map + r * sk);
+        StoreCopyScaled(tile + r * width, width, factors[r], map + r * sk, map_store_);
       }
     }
   }
@@ -422,6 +436,7 @@ class PieceRunner {
   const Layout& layout_;
   const PreparedOperands& prepared_;
   const bool maps_;  // probabilities or scores returned
+  const StoreMode map_store_;
   // The softmax step applies the mask (causal, key_lengths) by each row's visible keys: there is
   // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
   const bool mask_by_row_keys_;

@@ -1,4 +1,4 @@
-// Non-temporal copies and fills (see stream_store.h).
+// Copies and fills, ordinary or non-temporal (see stream_store.h).
 #include "src/stream_store.h"
 
 #include <algorithm>
@@ -22,39 +22,41 @@ int64_t UnalignedHead(const float* to, int64_t n) {
 
 }  // namespace
 
-void StreamCopy(const float* from, int64_t n, float* to) {
-#if defined(__SSE2__)
-  const int64_t head = UnalignedHead(to, n);
-  std::copy_n(from, head, to);
-  int64_t i = head;
-  for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
-  std::copy(from + i, from + n, to + i);
-#else
-  std::copy_n(from, n, to);
-#endif
-}
-
-void StreamCopyScaled(const float* from, int64_t n, float scale, float* to) {
+void StoreCopy(const float* from, int64_t n, float* to, StoreMode mode) {
   int64_t i = 0;
 #if defined(__SSE2__)
-  for (const int64_t head = UnalignedHead(to, n); i < head; ++i) to[i] = from[i] * scale;
-  const __m128 scales = _mm_set1_ps(scale);
-  for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, _mm_mul_ps(_mm_loadu_ps(from + i), scales));
+  if (mode == StoreMode::kStreaming) {
+    i = UnalignedHead(to, n);
+    std::copy_n(from, i, to);
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
+  }
+#endif
+  std::copy(from + i, from + n, to + i);
+}
+
+void StoreCopyScaled(const float* from, int64_t n, float scale, float* to, StoreMode mode) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  if (mode == StoreMode::kStreaming) {
+    for (const int64_t head = UnalignedHead(to, n); i < head; ++i) to[i] = from[i] * scale;
+    const __m128 scales = _mm_set1_ps(scale);
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, _mm_mul_ps(_mm_loadu_ps(from + i), scales));
+  }
 #endif
   for (; i < n; ++i) to[i] = from[i] * scale;
 }
 
-void StreamFill(float value, int64_t n, float* to) {
+void StoreFill(float value, int64_t n, float* to, StoreMode mode) {
+  int64_t i = 0;
 #if defined(__SSE2__)
-  const int64_t head = UnalignedHead(to, n);
-  std::fill_n(to, head, value);
-  int64_t i = head;
-  const __m128 values = _mm_set1_ps(value);
-  for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, values);
-  std::fill(to + i, to + n, value);
-#else
-  std::fill_n(to, n, value);
+  if (mode == StoreMode::kStreaming) {
+    i = UnalignedHead(to, n);
+    std::fill_n(to, i, value);
+    const __m128 values = _mm_set1_ps(value);
+    for (; i + 4 <= n; i += 4) _mm_stream_ps(to + i, values);
+  }
 #endif
+  std::fill(to + i, to + n, value);
 }
 
 void StreamStoreFence() {

@@ -224,6 +224,11 @@ TEST_P(AttentionEngineTest, MasksCombined) {
   }
 }
 
+// Maps over 8 MiB (here 19 MB each) are written with streaming stores.
+TEST_P(AttentionEngineTest, LargeMaps) {
+  CheckCase(engine_, {.dims = Dims(1, 4, 2, 1100, 1100, 8, 8), .mask = kCausalLowerRight}, 13);
+}
+
 TEST_P(AttentionEngineTest, CustomScale) {
   CheckCase(engine_, {.dims = Dims(2, 4, 2, 20, 30, 16, 16), .mask = kCausalUpperLeft,
                       .custom_scale = true}, 3);
