@@ -23,7 +23,7 @@
 namespace attn {
 
 struct PreparedOperands {
-  int64_t tile_keys = 0;        // keys per K tile: Sk with maps, the key tile (or Sk) without
+  int64_t tile_keys = 0;        // keys per K tile: the key tile, or Sk when shorter
   bool keys_transposed = true;  // K as K^T tiles; false: K rows as given (S^T = K Q^T)
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
