@@ -114,7 +114,7 @@ class PieceRunner {
     const AttentionDims& d = in.dims;
     const int64_t rows = std::min(kBlockRows, layout.rows_per_unit);
     const int64_t width = prepared.tile_keys;  // keys computed at once
-    if (mask_by_row_keys_) {
+    if (!in.mask.empty() && mask_by_row_keys_) {
       row_keys_.resize(rows);
     } else if (!in.mask.empty()) {
       tile_.resize(rows * width);
@@ -224,7 +224,9 @@ class PieceRunner {
       }
       online_softmax_step_(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
                            bf16 ? probs_bf16_.data() : nullptr);
-      if (maps_) std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * first_key / tile_keys);
+      if (maps_) {
+        std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * (first_key / tile_keys));
+      }
       const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scores;
       MultiplyByValues(ops, p, m, first_key, width, acc_.data(), d.value_dim,
                        /*accumulate=*/true);
@@ -245,7 +247,7 @@ class PieceRunner {
       float* map = out_.probabilities + map_offset;
       for (int64_t first_key = 0; first_key < end_key; first_key += tile_keys) {
         const int64_t width = std::min(tile_keys, sk - first_key);
-        const float* tile_max = tile_max_.data() + m * first_key / tile_keys;
+        const float* tile_max = tile_max_.data() + m * (first_key / tile_keys);
         for (int64_t r = 0; r < m; ++r) {
           factors_[r] = row_sum_[r] > 0.0f ? std::exp(tile_max[r] - row_max_[r]) / row_sum_[r]
                                           : 0.0f;
