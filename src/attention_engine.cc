@@ -309,6 +309,8 @@ class PieceRunner {
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
+    // In bf16 the scale is already in the Q copy (PreparedOperands::query).
+    const float scale = in_.bf16_compute ? 1.0f : in_.scale;
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
       const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
@@ -317,11 +319,11 @@ class PieceRunner {
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
           // ones send it to gemm:jit): keyed by its exact bits.
           absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
-                       ":scale", std::bit_cast<uint32_t>(in_.scale), masked ? ":mask" : "",
+                       ":scale", std::bit_cast<uint32_t>(scale), masked ? ":mask" : "",
                        in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {
             dnnl::primitive_attr attr = UserScratchpadAttr();
-            attr.set_output_scales(0, {in_.scale});
+            if (scale != 1.0f) attr.set_output_scales(0, {scale});
             if (masked) {
               dnnl::post_ops post;
               post.append_binary(dnnl::algorithm::binary_add, s_md);

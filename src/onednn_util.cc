@@ -16,7 +16,8 @@ dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, cons
   return dnnl::memory(md, engine, const_cast<void*>(data));
 }
 
-std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, const dnnl::engine& engine) {
+std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, float scale,
+                                 const dnnl::engine& engine) {
   std::vector<uint16_t> out(count);
   const dnnl::memory::desc f32_md({count}, dnnl::memory::data_type::f32,
                                   dnnl::memory::format_tag::x);
@@ -24,8 +25,10 @@ std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, const dnnl::e
                                    dnnl::memory::format_tag::x);
   dnnl::memory src = Wrap(f32_md, engine, data);
   dnnl::memory dst(bf16_md, engine, out.data());
+  dnnl::primitive_attr attr;
+  if (scale != 1.0f) attr.set_output_scales(0, {scale});
   dnnl::stream stream(engine);
-  dnnl::reorder(src, dst).execute(stream, src, dst);
+  dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(stream, src, dst);
   stream.wait();
   return out;
 }

@@ -22,8 +22,9 @@ inline dnnl::memory::desc RowMajor(int64_t rows, int64_t cols) {
 // A oneDNN memory over a caller's buffer (oneDNN never writes inputs).
 dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, const void* data);
 
-// `count` f32 values rounded to bfloat16 (nearest even) by a oneDNN reorder.
-std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, const dnnl::engine& engine);
+// `count` f32 values times `scale`, rounded to bfloat16 (nearest even) by a oneDNN reorder.
+std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, float scale,
+                                 const dnnl::engine& engine);
 
 // Attributes with a user-managed scratchpad: oneDNN's library-managed scratchpad may be shared
 // between primitives, which corrupts results when they run concurrently.

@@ -100,9 +100,12 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
   const int64_t key_elements = d.batch * d.kv_heads * d.kv_len * d.head_dim;
   try {
     if (in.bf16_compute) {
-      prepared.query = ToBFloat16(in.query, d.batch * d.heads * d.q_len * d.head_dim, engine);
+      // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
+      // every bf16 score tile.
+      prepared.query =
+          ToBFloat16(in.query, d.batch * d.heads * d.q_len * d.head_dim, in.scale, engine);
       prepared.value =
-          ToBFloat16(in.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, engine);
+          ToBFloat16(in.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, 1.0f, engine);
       prepared.key_t_bf16.reset(new uint16_t[key_elements]);  // no zeroing: all overwritten
       TransposeKeys(in, key_strides, dt::bf16, prepared.tile_keys, prepared.key_t_bf16.get(),
                     cache, engine);

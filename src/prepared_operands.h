@@ -27,7 +27,8 @@ struct PreparedOperands {
   bool keys_transposed = true;  // K as K^T tiles; false: K rows as given (S^T = K Q^T)
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
-  std::vector<uint16_t> query, value;      // bf16 compute
+  std::vector<uint16_t> query;             // bf16 compute: scale * Q (the scale folded in)
+  std::vector<uint16_t> value;             // bf16 compute
 };
 
 // Fills `prepared` (whose tile_keys and keys_transposed are set) from `in`, K seen through
