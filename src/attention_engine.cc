@@ -186,7 +186,7 @@ class PieceRunner {
   //   S_t = scale * Q K_t^T + mask_t;  p_t = exp(S_t - m_t), with m_t, l and acc updated (online
   //   softmax);  acc += p_t V_t;  and at the end O = acc / l.
   // With maps every tile's p_t stays in the worker's scratch, and at the end each map row is
-  // streamed out once, P_t = p_t * exp(m_t - m) / l; S_t is streamed to the scores as it comes.
+  // stored once, P_t = p_t * exp(m_t - m) / l; S_t is stored to the scores as it comes.
   // (A matmul writing straight into the maps' cold memory ran at half speed.)
   void RunTiles(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;

@@ -116,8 +116,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
     const float alpha = UpdateMax(state, r, _mm512_reduce_max_ps(vmax));
     const float max = state.row_max[r];
     if (max == kNegInf) {  // every key so far is -inf: p = 0
-      std::fill_n(s, width, 0.0f);
-      if (p16 != nullptr) std::fill_n(p16, width, uint16_t{0});
+      ZeroForbiddenKeys(s, p16, 0, width);
       continue;
     }
     // p = exp(s - m')
