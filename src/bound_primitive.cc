@@ -14,10 +14,7 @@ BoundPrimitive::BoundPrimitive(std::shared_ptr<const dnnl::primitive> primitive,
   scratchpad_bytes_ = ScratchpadBytes(*primitive_);
   if (scratchpad_bytes_ > 0) {
     args_.emplace(DNNL_ARG_SCRATCHPAD,
-                  dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(scratchpad_bytes_)},
-                                                  dnnl::memory::data_type::u8,
-                                                  dnnl::memory::format_tag::x),
-                               engine, nullptr));
+                  dnnl::memory(ScratchpadDesc(scratchpad_bytes_), engine, nullptr));
   }
 }
 

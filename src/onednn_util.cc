@@ -45,14 +45,16 @@ size_t ScratchpadBytes(const dnnl::primitive& primitive) {
   return md == nullptr ? 0 : dnnl_memory_desc_get_size(md);
 }
 
+dnnl::memory::desc ScratchpadDesc(size_t bytes) {
+  return dnnl::memory::desc({static_cast<int64_t>(bytes)}, dnnl::memory::data_type::u8,
+                            dnnl::memory::format_tag::x);
+}
+
 dnnl::memory Scratchpad(const dnnl::primitive& primitive, const dnnl::engine& engine,
                         std::vector<uint8_t>& buffer) {
   const size_t bytes = ScratchpadBytes(primitive);
   if (buffer.size() < bytes) buffer.resize(bytes);
-  return dnnl::memory(dnnl::memory::desc({static_cast<int64_t>(bytes)},
-                                         dnnl::memory::data_type::u8,
-                                         dnnl::memory::format_tag::x),
-                      engine, buffer.data());
+  return dnnl::memory(ScratchpadDesc(bytes), engine, buffer.data());
 }
 
 std::string ThreadsKey() {

@@ -33,6 +33,9 @@ dnnl::primitive_attr UserScratchpadAttr();
 // Bytes of user scratchpad `primitive` needs (0 if none).
 size_t ScratchpadBytes(const dnnl::primitive& primitive);
 
+// The memory descriptor of a `bytes`-byte scratchpad.
+dnnl::memory::desc ScratchpadDesc(size_t bytes);
+
 // Grows `buffer` to what `primitive` needs and returns it as the primitive's scratchpad.
 dnnl::memory Scratchpad(const dnnl::primitive& primitive, const dnnl::engine& engine,
                         std::vector<uint8_t>& buffer);
