@@ -106,15 +106,17 @@ int64_t EstimateAttendBytes(const pb::AttendRequest& request, int threads) {
                          request.query().values_size() > 0;
   if (converted) {
     bytes = SaturatingSum(bytes, SaturatingProduct({b, h, sq, d, 4}));
-    bytes = SaturatingSum(bytes, SaturatingProduct({b, hkv, sk, d + dv, 4}));
+    bytes = SaturatingSum(bytes, SaturatingProduct({b, hkv, sk, d, 4}));
+    bytes = SaturatingSum(bytes, SaturatingProduct({b, hkv, sk, dv, 4}));
   }
   // the output, staged in f32 when it is answered in 16 bits
   const int64_t output = SaturatingProduct({b, h, sq, dv, 4});
-  bytes = SaturatingSum(bytes, request.output_dtype() > pb::DATA_TYPE_FLOAT32 ? 2 * output : output);
+  const bool staged = request.output_dtype() > pb::DATA_TYPE_FLOAT32;
+  bytes = SaturatingSum(bytes, staged ? SaturatingProduct({2, output}) : output);
   // the maps
   absl::StatusOr<MapsWanted> maps = ParseMaps(request.attention_maps());
   if (maps.ok()) bytes = SaturatingSum(bytes, SaturatingProduct({maps->count(), b, h, sq, sk, 4}));
-  return SaturatingSum(bytes, EngineScratchBytes(h / hkv * sq, sk, threads));
+  return SaturatingSum(bytes, EngineScratchBytes(SaturatingProduct({h / hkv, sq}), sk, threads));
 }
 
 absl::Status RunAttend(const pb::AttendRequest& request, const AttendLimits& limits,

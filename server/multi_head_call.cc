@@ -82,8 +82,10 @@ int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
     const int64_t kv_heads = w.num_kv_heads() > 0 ? w.num_kv_heads() : heads;
     d = w.w_q().shape(1) / heads;
     dv = w.w_v().shape(1) / kv_heads;
-    nkv = w.w_k().shape(1) + w.w_v().shape(1);
-    d_out = w.w_o().shape_size() == 2 ? w.w_o().shape(1) : heads * dv;
+    // Sizes from the request may be anything: sums and products saturate (negatives count 0).
+    nkv =
+        SaturatingSum(SaturatingProduct({w.w_k().shape(1)}), SaturatingProduct({w.w_v().shape(1)}));
+    d_out = w.w_o().shape_size() == 2 ? w.w_o().shape(1) : SaturatingProduct({heads, dv});
   } else {
     absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> named =
         registry.Get(request.weights_name());
@@ -96,9 +98,13 @@ int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
     d_out = md.d_out;
   }
   // projections, concatenation, pre-norm sum and output
-  bytes = SaturatingSum(bytes, SaturatingProduct({b, sq, heads * d + nkv, 4}));
+  bytes = SaturatingSum(
+      bytes, SaturatingProduct({b, sq, SaturatingSum(SaturatingProduct({heads, d}), nkv), 4}));
   bytes = SaturatingSum(bytes, SaturatingProduct({b, sk, nkv, 4}));
-  bytes = SaturatingSum(bytes, SaturatingProduct({b, sq, heads * dv + 3 * d_out, 4}));
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, sq,
+                                                  SaturatingSum(SaturatingProduct({heads, dv}),
+                                                                SaturatingProduct({3, d_out})),
+                                                  4}));
   // per-head maps (both kinds at most) and the engine's scratch
   bytes = SaturatingSum(bytes, SaturatingProduct({2, b, heads, sq, sk, 4}));
   return SaturatingSum(bytes, EngineScratchBytes(sq, sk, threads));
