@@ -1,8 +1,8 @@
 // engine-load: the in-process peer of `attn-client bench`. The same closed loop (the same
 // request and load flags, the same report) of the same random AttendRequest, but each call runs
 // RunAttend -- the server's own request -> engine -> response path -- on an Executor built like
-// attnserve's (--workers, --intra_op_threads with the server's defaults, so the OpenMP threads
-// per worker match), with no gRPC, no serialization and no network.
+// attnserve's (--intra_op_threads, --share_threads, --workers with the server's defaults, so the
+// OpenMP threads per request match), with no gRPC, no serialization and no network.
 // bench/server_overhead.sh compares the two.
 #include <algorithm>
 #include <future>
@@ -21,9 +21,10 @@
 #include "src/executor.h"
 #include "src/memory_reuse.h"
 
-ABSL_FLAG(int, workers, 1, "compute workers, as attnserve --workers");
 ABSL_FLAG(int, intra_op_threads, 0,
-          "OpenMP threads per worker, as attnserve --intra_op_threads (0 = cores / workers)");
+          "the most OpenMP threads per request, as attnserve --intra_op_threads (0 = the cores)");
+ABSL_FLAG(bool, share_threads, true, "as attnserve --share_threads");
+ABSL_FLAG(int, workers, 0, "compute workers, as attnserve --workers (0 = --intra_op_threads)");
 
 namespace {
 
@@ -45,18 +46,20 @@ int main(int argc, char** argv) {
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
   if (!options.ok()) return Usage(std::string(options.status().message()));
-  const int workers = absl::GetFlag(FLAGS_workers);
-  int threads = absl::GetFlag(FLAGS_intra_op_threads);
-  if (workers < 1 || threads < 0) return Usage("--workers must be >= 1, --intra_op_threads >= 0");
   const int cores = std::max(1u, std::thread::hardware_concurrency());
-  if (threads == 0) threads = std::max(1, cores / workers);
+  int threads = absl::GetFlag(FLAGS_intra_op_threads);
+  int workers = absl::GetFlag(FLAGS_workers);
+  if (workers < 0 || threads < 0) return Usage("--workers and --intra_op_threads must be >= 0");
+  if (threads == 0) threads = cores;
+  if (workers == 0) workers = threads;
 
   attn::KeepFreedMemoryForReuse();  // as attnserve does
   const attn::ServerOptions server;  // attnserve's defaults for the limits and the cache
   const attn::AttendLimits limits{.max_elements = server.max_elements,
                                   .max_message_bytes = server.max_message_bytes};
   const attn::AttentionEngine engine({.primitive_cache_capacity = server.primitive_cache_capacity});
-  attn::Executor executor({.workers = workers, .intra_op_threads = threads});
+  attn::Executor executor(
+      {.workers = workers, .intra_op_threads = threads, .share_threads = absl::GetFlag(FLAGS_share_threads)});
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
   const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
     // Like a gRPC call: the client's own request, a fresh response, computed on a worker.
@@ -64,7 +67,11 @@ int main(int argc, char** argv) {
       pb::AttendResponse response;
       std::promise<absl::Status> status;
       executor.Submit(
-          [&] { status.set_value(attn::RunAttend(request, limits, engine, &response)); });
+          [&] {
+            const absl::Status computed = attn::RunAttend(request, limits, engine, &response);
+            executor.FinishedComputing();  // as attnserve does before it answers
+            status.set_value(computed);
+          });
       return status.get_future().get();
     };
   });

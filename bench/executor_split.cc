@@ -1,16 +1,15 @@
-// Measures how W request workers x T OpenMP threads per worker should share the machine's cores:
-// for each split (with W x T <= cores) and each shape, submits a fixed number of attention
-// requests through the Executor (the server's compute path, without gRPC) keeping `concurrency`
-// of them outstanding, and prints throughput and mean latency. The README's executor defaults
-// come from this table: `build/executor-split`.
+// Measures how request workers and OpenMP threads should share the machine's cores: for each
+// fixed split (W workers x T threads each, W x T <= cores), the shared one (one worker per core,
+// the cores divided between the requests computing at once), each shape, and a lone request as
+// well as `concurrency` outstanding, submits a fixed number of attention requests through the
+// Executor (the server's compute path, without gRPC) and prints throughput and mean latency.
+// The README's executor defaults come from this table: `build/executor-split`.
 #include <omp.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <functional>
-#include <mutex>
+#include <future>
 #include <random>
 #include <string>
 #include <thread>
@@ -18,6 +17,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
 
@@ -47,58 +47,48 @@ struct Buffers {
   }
 };
 
-// Runs `requests` calls with `concurrency` outstanding; returns {requests/s, mean latency ms}.
+// Runs `requests` calls with `concurrency` outstanding, each slot a client thread that submits
+// its next call once the previous one is answered (as a gRPC client would); returns
+// {requests/s, mean latency ms}.
 std::pair<double, double> Measure(const attn::AttentionEngine& engine, const Shape& shape,
-                                  int workers, int threads, int requests, int concurrency) {
-  attn::Executor executor({.workers = workers, .intra_op_threads = threads});
+                                  const attn::Executor::Options& split, int requests,
+                                  int concurrency) {
+  attn::Executor executor(split);
   std::vector<Buffers> buffers;
   for (int i = 0; i < concurrency; ++i) buffers.emplace_back(shape.dims);
-  std::mutex mu;
-  std::condition_variable finished_one;
-  int started = 0, finished = 0;
-  double latency_sum_ms = 0;
+  std::atomic<int> next_request{0};
+  std::atomic<int64_t> latency_sum_us{0};
   using Clock = std::chrono::steady_clock;
-  std::function<void(int)> submit = [&](int slot) {
-    const auto submitted = Clock::now();
-    executor.Submit([&, slot, submitted] {
-      Buffers& b = buffers[slot];
-      attn::AttentionInputs in;
-      in.dims = shape.dims;
-      in.query = b.q.data();
-      in.key = b.k.data();
-      in.value = b.v.data();
-      in.scale = 0.125f;
-      attn::AttentionOutputs out;
-      out.output = b.out.data();
-      if (!engine.Run(in, out).ok()) std::abort();
-      const double ms =
-          std::chrono::duration<double, std::milli>(Clock::now() - submitted).count();
-      bool again = false;
-      {
-        std::lock_guard lock(mu);
-        latency_sum_ms += ms;
-        ++finished;
-        if (started < requests) {
-          ++started;
-          again = true;
-        }
-        finished_one.notify_all();  // under the lock: Measure may return as soon as it is free
-      }
-      if (again) submit(slot);
-    });
-  };
   const auto t0 = Clock::now();
-  {
-    std::lock_guard lock(mu);
-    started = std::min(concurrency, requests);
+  std::vector<std::thread> clients;
+  for (int slot = 0; slot < concurrency; ++slot) {
+    clients.emplace_back([&, slot] {
+      Buffers& b = buffers[slot];
+      while (next_request++ < requests) {
+        const auto submitted = Clock::now();
+        std::promise<void> answered;
+        executor.Submit([&] {
+          attn::AttentionInputs in;
+          in.dims = shape.dims;
+          in.query = b.q.data();
+          in.key = b.k.data();
+          in.value = b.v.data();
+          in.scale = 0.125f;
+          attn::AttentionOutputs out;
+          out.output = b.out.data();
+          if (!engine.Run(in, out).ok()) std::abort();
+          executor.FinishedComputing();  // as attnserve does before it answers
+          answered.set_value();
+        });
+        answered.get_future().wait();
+        latency_sum_us += std::chrono::duration_cast<std::chrono::microseconds>(
+                              Clock::now() - submitted).count();
+      }
+    });
   }
-  for (int slot = 0; slot < std::min(concurrency, requests); ++slot) submit(slot);
-  {
-    std::unique_lock lock(mu);
-    finished_one.wait(lock, [&] { return finished == requests; });
-  }
+  for (std::thread& client : clients) client.join();
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  return {requests / seconds, latency_sum_ms / requests};
+  return {requests / seconds, latency_sum_us / 1000.0 / requests};
 }
 
 }  // namespace
@@ -112,17 +102,29 @@ int main(int argc, char** argv) {
       {"large (4,16,1024,1024,64)", {4, 16, 16, 1024, 1024, 64, 64}, 12},
   };
   attn::AttentionEngine engine({.primitive_cache_capacity = 64});
-  std::printf("cores=%d concurrency=%d (maps not returned, f32)\n", cores, concurrency);
-  std::printf("%-28s %8s %8s %12s %12s\n", "shape", "workers", "threads", "requests/s",
+  std::vector<attn::Executor::Options> splits;
+  for (int workers = 1; workers <= cores; ++workers) {
+    for (int threads = 1; workers * threads <= cores; ++threads) {
+      splits.push_back({.workers = workers, .intra_op_threads = threads});
+    }
+  }
+  splits.push_back({.workers = cores, .intra_op_threads = cores, .share_threads = true});
+  std::printf("cores=%d (maps not returned, f32)\n", cores);
+  std::printf("%-28s %-16s %11s %12s %12s\n", "shape", "split", "outstanding", "requests/s",
               "mean ms");
   for (const Shape& shape : shapes) {
     const int requests = absl::GetFlag(FLAGS_requests) > 0 ? absl::GetFlag(FLAGS_requests)
                                                            : shape.default_requests;
-    Measure(engine, shape, 1, cores, std::min(requests, 4), concurrency);  // warm the cache
-    for (int workers = 1; workers <= cores; ++workers) {
-      for (int threads = 1; workers * threads <= cores; ++threads) {
-        const auto [rps, ms] = Measure(engine, shape, workers, threads, requests, concurrency);
-        std::printf("%-28s %8d %8d %12.1f %12.2f\n", shape.name, workers, threads, rps, ms);
+    Measure(engine, shape, splits.back(), std::min(requests, 4), concurrency);  // warm the cache
+    for (const int outstanding : {1, concurrency}) {
+      for (const attn::Executor::Options& split : splits) {
+        const auto [rps, ms] = Measure(engine, shape, split, requests, outstanding);
+        const std::string name =
+            split.share_threads
+                ? absl::StrCat(split.workers, " sharing ", split.intra_op_threads)
+                : absl::StrCat(split.workers, " x ", split.intra_op_threads);
+        std::printf("%-28s %-16s %11d %12.1f %12.2f\n", shape.name, name.c_str(), outstanding,
+                    rps, ms);
       }
     }
   }

@@ -34,6 +34,7 @@ void AttendStream::OnReadDone(bool ok) {
   }
   executor_.Submit([this, received] {
     const grpc::Status status = compute_(context_, request_, &response_, received);
+    executor_.FinishedComputing();
     gate_.Release();
     std::lock_guard lock(mu_);
     if (!status.ok()) {

@@ -131,6 +131,7 @@ void AttentionService::Execute(Job job, absl::AnyInvocable<void(const grpc::Stat
   }
   executor_.Submit([this, job = std::move(job), finish = std::move(finish), received]() mutable {
     const grpc::Status status = RunNow(job, received);
+    executor_.FinishedComputing();
     std::move(finish)(status);
     gate_.Release();
   });

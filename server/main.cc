@@ -20,9 +20,14 @@
 
 ABSL_FLAG(std::string, address, "0.0.0.0:50051", "host:port to listen on; port 0 picks a free one");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written to this file once serving");
-ABSL_FLAG(int, workers, 1, "worker threads computing requests (gRPC threads never compute)");
 ABSL_FLAG(int, intra_op_threads, 0,
-          "OpenMP threads per worker; 0 = cores / workers (never oversubscribes the cores)");
+          "the most OpenMP threads one request computes with; 0 = the cores");
+ABSL_FLAG(bool, share_threads, true,
+          "requests computing at once divide --intra_op_threads between them (a lone request "
+          "gets them all, two get half each); false: each takes all of them");
+ABSL_FLAG(int, workers, 0,
+          "requests computing at once, on worker threads (gRPC threads never compute); "
+          "0 = --intra_op_threads");
 ABSL_FLAG(int64_t, max_message_bytes, 64 << 20, "largest request or response message, bytes");
 ABSL_FLAG(int64_t, max_elements, int64_t{1} << 26,
           "largest single tensor, in elements, including the maps a request would produce");
@@ -98,11 +103,13 @@ int main(int argc, char** argv) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   attn::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
-  options.workers = absl::GetFlag(FLAGS_workers);
   options.intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
-  if (options.workers < 1) return Fail("--workers must be >= 1");
-  if (options.intra_op_threads == 0) options.intra_op_threads = std::max(1, cores / options.workers);
+  if (options.intra_op_threads == 0) options.intra_op_threads = cores;
   if (options.intra_op_threads < 1) return Fail("--intra_op_threads must be >= 0");
+  options.share_threads = absl::GetFlag(FLAGS_share_threads);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  if (options.workers == 0) options.workers = options.intra_op_threads;
+  if (options.workers < 1) return Fail("--workers must be >= 0");
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
   if (options.max_message_bytes < 1 || options.max_elements < 1) {
@@ -146,6 +153,7 @@ int main(int argc, char** argv) {
                      .Add("http_port", (*server)->http_port())
                      .Add("workers", options.workers)
                      .Add("intra_op_threads", options.intra_op_threads)
+                     .Add("share_threads", options.share_threads)
                      .Add("cores", cores));
   // Port files are written then renamed, so a reader never sees a partial file; the HTTP one
   // first, so that a reader of the gRPC one finds both.

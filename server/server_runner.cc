@@ -24,7 +24,9 @@ constexpr absl::Duration kDrainQuietPeriod = absl::Seconds(1);
 
 AttentionServer::AttentionServer(const ServerOptions& options)
     : options_(options),
-      executor_({.workers = options.workers, .intra_op_threads = options.intra_op_threads}),
+      executor_({.workers = options.workers,
+                 .intra_op_threads = options.intra_op_threads,
+                 .share_threads = options.share_threads}),
       engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
       layer_(engine_, options.primitive_cache_capacity),
       registry_(options.max_weights_bytes),

@@ -1,15 +1,27 @@
-// Fixed pool of worker threads with per-worker OpenMP thread counts (see executor.h).
+// Fixed pool of worker threads setting each task's OpenMP thread count (see executor.h).
 #include "src/executor.h"
 
 #include <omp.h>
 
+#include <algorithm>
 #include <utility>
 
 namespace attn {
+namespace {
 
-Executor::Executor(Options options) : options_(options) {
+// What the task this worker thread runs holds while it computes: the executor's threads.
+struct Computing {
+  const Executor* executor = nullptr;  // none once the task has finished computing
+  int threads = 0;
+};
+thread_local Computing computing;
+
+}  // namespace
+
+Executor::Executor(Options options)
+    : options_(options), wake_(options.workers), free_threads_(options.intra_op_threads) {
   threads_.reserve(options_.workers);
-  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 Executor::~Executor() {
@@ -17,16 +29,29 @@ Executor::~Executor() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
-  work_or_stop_.notify_all();
+  for (std::condition_variable& wake : wake_) wake.notify_all();
   for (std::thread& thread : threads_) thread.join();
 }
 
 void Executor::Submit(absl::AnyInvocable<void() &&> task) {
-  {
-    std::lock_guard lock(mu_);
-    queue_.push_back(std::move(task));
-  }
-  work_or_stop_.notify_one();
+  std::lock_guard lock(mu_);
+  queue_.push_back(std::move(task));
+  if (CanStartTask()) WakeIdleWorker();
+}
+
+void Executor::WakeIdleWorker() {
+  if (idle_.empty()) return;
+  wake_[idle_.back()].notify_one();
+  idle_.pop_back();
+}
+
+void Executor::FinishedComputing() {
+  if (computing.executor != this) return;
+  computing.executor = nullptr;
+  std::lock_guard lock(mu_);
+  --running_;
+  free_threads_ += computing.threads;
+  if (CanStartTask()) WakeIdleWorker();  // shared: a task waiting for threads may start now
 }
 
 size_t Executor::queue_depth() const {
@@ -34,19 +59,41 @@ size_t Executor::queue_depth() const {
   return queue_.size();
 }
 
-void Executor::WorkerLoop() {
-  // OpenMP's thread count is per thread: set once here, it holds for every task of this worker.
-  omp_set_num_threads(options_.intra_op_threads);
+bool Executor::CanStartTask() const {
+  return !queue_.empty() && (!options_.share_threads || free_threads_ > 0);
+}
+
+int Executor::ThreadsForNextTask() const {
+  if (!options_.share_threads) return options_.intra_op_threads;
+  const int sharing = std::min<int64_t>(options_.workers, running_ + std::ssize(queue_));
+  const int share = std::max(1, options_.intra_op_threads / std::max(1, sharing));
+  return std::min(share, free_threads_);
+}
+
+void Executor::WorkerLoop(int worker) {
+  int threads = options_.intra_op_threads;
+  // OpenMP's thread count is per thread: set here, it holds for this worker's next tasks.
+  omp_set_num_threads(threads);
   while (true) {
     absl::AnyInvocable<void() &&> task;
     {
       std::unique_lock lock(mu_);
-      work_or_stop_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      while (!(stopping_ && queue_.empty()) && !CanStartTask()) {
+        idle_.push_back(worker);
+        wake_[worker].wait(lock);
+        std::erase(idle_, worker);  // still listed after a spurious wake-up
+      }
       if (queue_.empty()) return;  // stopping, and everything submitted has run
       task = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
+      computing = {.executor = this, .threads = ThreadsForNextTask()};
+      free_threads_ -= computing.threads;
+      if (CanStartTask()) WakeIdleWorker();  // threads left for the next task too
     }
+    if (computing.threads != threads) omp_set_num_threads(threads = computing.threads);
     std::move(task)();
+    FinishedComputing();  // if the task did not say so itself
   }
 }
 

@@ -54,6 +54,15 @@ def contract_service():
     return [f"{package}.{name}" for name in services]
 
 
+def cpus_used(flags):
+    """The cores attnserve computes on with these ATTN_* flags: shared (the default), its workers
+    divide --intra_op_threads; otherwise each worker takes them all."""
+    threads = int(flags["ATTN_INTRA_OP_THREADS"])
+    if flags.get("ATTN_SHARE_THREADS", "true") == "false":
+        threads *= int(flags["ATTN_WORKERS"])
+    return threads
+
+
 def project_version():
     return re.search(r"project\(attnserve VERSION ([\d.]+)", read("CMakeLists.txt")).group(1)
 
@@ -154,8 +163,8 @@ class Manifests(unittest.TestCase):
         self.assertIs(security["allowPrivilegeEscalation"], False)
         self.assertEqual(security["capabilities"]["drop"], ["ALL"])
 
-    def test_cpu_matches_workers_times_threads(self):
-        threads = int(self.config["ATTN_WORKERS"]) * int(self.config["ATTN_INTRA_OP_THREADS"])
+    def test_cpu_matches_the_threads(self):
+        threads = cpus_used(self.config)
         resources = self.container["resources"]
         self.assertEqual(int(resources["requests"]["cpu"]), threads)
         self.assertEqual(int(resources["limits"]["cpu"]), threads)
@@ -194,8 +203,7 @@ class Manifests(unittest.TestCase):
         self.assertIn(f"127.0.0.1:{listen}/healthz", instruction(nginx_image, "HEALTHCHECK"))
         self.assertEqual(compose["nginx"]["depends_on"]["attnserve"]["condition"], "service_healthy")
         environment = compose["attnserve"]["environment"]
-        self.assertEqual(int(environment["ATTN_WORKERS"]) * int(environment["ATTN_INTRA_OP_THREADS"]),
-                         int(compose["attnserve"]["deploy"]["resources"]["limits"]["cpus"]))
+        self.assertEqual(cpus_used(environment), int(compose["attnserve"]["deploy"]["resources"]["limits"]["cpus"]))
 
     def test_server_takes_the_configmap_flags_and_answers_the_probes(self):
         """The entrypoint with the ConfigMap's environment (addresses moved to loopback)."""

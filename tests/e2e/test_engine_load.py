@@ -21,7 +21,7 @@ class EngineLoadTest(unittest.TestCase, ReportChecks):
 
     def test_bad_flags_exit_2(self):
         for flags in (["--concurrency=0"], ["--duration=10"], ["--shape=1,2"],
-                      ["--causal=diagonal"], ["--workers=0"]):
+                      ["--causal=diagonal"], ["--workers=-1"]):
             with self.subTest(flags=flags):
                 result = self.engine_load(*flags)
                 self.assertEqual(result.returncode, 2, result.stderr)

@@ -61,7 +61,7 @@ class ServerProcessTest(unittest.TestCase):
         self.assertFalse([k for k in kernels if k.startswith("ref")], kernels)
 
     def test_bad_flags_are_refused(self):
-        for flag in ("--log_format=xml", "--workers=0", "--log_level=loud"):
+        for flag in ("--log_format=xml", "--workers=-1", "--log_level=loud"):
             result = subprocess.run([SERVER, "--address=127.0.0.1:0", flag], capture_output=True,
                                     text=True, timeout=30)
             self.assertEqual(result.returncode, 2, flag)
@@ -69,7 +69,7 @@ class ServerProcessTest(unittest.TestCase):
     def test_help_lists_the_flags(self):
         result = subprocess.run([SERVER, "--helpfull"], capture_output=True, text=True, timeout=30)
         for flag in ("--address", "--max_message_bytes", "--max_elements", "--workers",
-                     "--intra_op_threads", "--log_level", "--log_format", "--shutdown_grace_s"):
+                     "--intra_op_threads", "--share_threads", "--log_level", "--log_format", "--shutdown_grace_s"):
             self.assertIn(flag, result.stdout + result.stderr)
 
 
