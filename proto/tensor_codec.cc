@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "proto/uninitialized_resize.h"
 #include "src/attention_shapes.h"
 
 namespace attn {
@@ -171,7 +172,7 @@ float* ReserveFloatOutput(std::span<const int64_t> shape, bool use_values, pb::T
     return tensor->mutable_values()->mutable_data();
   }
   std::string* data = tensor->mutable_data();
-  data->resize(count * sizeof(float));
+  ResizeUninitialized(data, count * sizeof(float));  // the caller writes every element
   return reinterpret_cast<float*>(data->data());
 }
 

@@ -56,7 +56,8 @@ absl::StatusOr<BoolTensor> DecodeBoolTensor(absl::string_view field,
                                             int64_t max_elements);
 
 // Sets `tensor` to `shape` and `dtype` with room for the elements, and returns where to write
-// them as f32: straight into `values` (when `use_values`) or into `data` (FLOAT32 only).
+// them as f32: straight into `values` (when `use_values`) or into `data` (FLOAT32 only; not
+// zeroed: the caller writes every element).
 // For BFLOAT16/FLOAT16 `data`, use EncodeFloatTensor instead.
 float* ReserveFloatOutput(std::span<const int64_t> shape, bool use_values,
                           attention::v1::Tensor* tensor);

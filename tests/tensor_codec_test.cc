@@ -1,11 +1,15 @@
 // Tests of proto/tensor_codec: decoding validates dtype, data vs values, byte lengths and caps
-// with precise messages; encoding round-trips through every dtype.
+// with precise messages; encoding round-trips through every dtype; ResizeUninitialized gives
+// exactly the size asked for and keeps the bytes already there.
 #include "proto/tensor_codec.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/uninitialized_resize.h"
 
 namespace attn {
 namespace {
@@ -140,6 +144,23 @@ TEST(TensorCodecTest, BoolTensorByteLengthChecked) {
   t.set_data(std::string(3, '\1'));
   EXPECT_THAT(DecodeBoolTensor("mask.allowed", t, 100).status().message(),
               HasSubstr("mask.allowed.data has 3 bytes but shape [4] of BOOL needs 4"));
+}
+
+TEST(ResizeUninitializedTest, GivesTheSizeAskedForAndKeepsThePrefix) {
+  std::string s;
+  // From empty, within and past the inline buffer, growing by small and large steps, shrinking.
+  for (size_t size : {0u, 1u, 15u, 16u, 24u, 100u, 4096u, 1u << 20, 3u, 0u, 70000u}) {
+    const std::string before = s;
+    ResizeUninitialized(&s, size);
+    ASSERT_EQ(s.size(), size);
+    ASSERT_GE(s.capacity(), size);
+    EXPECT_EQ(s.compare(0, std::min(size, before.size()), before, 0,
+                        std::min(size, before.size())),
+              0)
+        << "size " << size;
+    EXPECT_EQ(s.c_str()[size], '\0');
+    for (size_t i = 0; i < size; ++i) s[i] = static_cast<char>('a' + i % 26);
+  }
 }
 
 }  // namespace
