@@ -3,6 +3,9 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+#include <thread>
+
 namespace attn {
 
 void KeepFreedMemoryForReuse() {
@@ -10,6 +13,7 @@ void KeepFreedMemoryForReuse() {
   constexpr int kTrimThreshold = 128 << 20;
   mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   mallopt(M_TRIM_THRESHOLD, kTrimThreshold);
+  mallopt(M_ARENA_MAX, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 int64_t HeapBytesInUse() {
