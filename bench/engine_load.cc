@@ -58,8 +58,9 @@ int main(int argc, char** argv) {
   const attn::AttendLimits limits{.max_elements = server.max_elements,
                                   .max_message_bytes = server.max_message_bytes};
   const attn::AttentionEngine engine({.primitive_cache_capacity = server.primitive_cache_capacity});
-  attn::Executor executor(
-      {.workers = workers, .intra_op_threads = threads, .share_threads = absl::GetFlag(FLAGS_share_threads)});
+  attn::Executor executor({.workers = workers,
+                           .intra_op_threads = threads,
+                           .share_threads = absl::GetFlag(FLAGS_share_threads)});
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
   const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
     // Like a gRPC call: the client's own request, a fresh response, computed on a worker.

@@ -46,7 +46,6 @@ class Executor {
   int workers() const { return options_.workers; }
   // The most OpenMP threads one task uses.
   int intra_op_threads() const { return options_.intra_op_threads; }
-  bool share_threads() const { return options_.share_threads; }
   // Tasks submitted but not yet started.
   size_t queue_depth() const;
 
