@@ -83,8 +83,7 @@ int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
     d = w.w_q().shape(1) / heads;
     dv = w.w_v().shape(1) / kv_heads;
     // Sizes from the request may be anything: sums and products saturate (negatives count 0).
-    nkv =
-        SaturatingSum(SaturatingProduct({w.w_k().shape(1)}), SaturatingProduct({w.w_v().shape(1)}));
+    nkv = SaturatingSum(w.w_k().shape(1), w.w_v().shape(1));
     d_out = w.w_o().shape_size() == 2 ? w.w_o().shape(1) : SaturatingProduct({heads, dv});
   } else {
     absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> named =

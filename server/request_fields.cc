@@ -139,7 +139,11 @@ int64_t SaturatingProduct(std::initializer_list<int64_t> factors) {
   return product;
 }
 
-int64_t SaturatingSum(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
+int64_t SaturatingSum(int64_t a, int64_t b) {
+  a = std::max<int64_t>(a, 0);
+  b = std::max<int64_t>(b, 0);
+  return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 int64_t EngineScratchBytes(int64_t rows_per_group, int64_t kv_len, int threads) {
   return SaturatingProduct({std::min<int64_t>(128, rows_per_group), kv_len, 4 * 2, threads});

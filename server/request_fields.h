@@ -60,7 +60,7 @@ absl::Status DecodeMask(const attention::v1::Mask& mask, const AttentionDims& di
 
 // Product of `factors`, saturating at INT64_MAX; 0 when any factor is < 0.
 int64_t SaturatingProduct(std::initializer_list<int64_t> factors);
-// a + b, saturating at INT64_MAX.
+// a + b, saturating at INT64_MAX; a term < 0 counts 0.
 int64_t SaturatingSum(int64_t a, int64_t b);
 
 // The engine's scratch for one call: per thread, a block of up to 128 query rows x Sk for the
