@@ -1,12 +1,12 @@
 // Scaled dot-product attention on oneDNN (f32 or bf16 compute): per (batch, head, block of query
-// rows), tile of keys by tile of keys, a matmul QK^T with the scale (output scales) and, where the
-// tile needs one, an additive mask tile (binary post-op) fused in, an online softmax step
-// (online_softmax.h; it applies a causal mask and key_lengths alone by each row's visible keys),
-// then a matmul adding P V. Tiles no row may see are skipped, so without maps memory is
-// O(block rows x key tile), not O(block rows x Sk); with maps a block keeps its tiles and writes
-// the maps once at the end. K is copied transposed once per call (prepared_operands.h), except
-// for units of few query rows (decode), which read K in place and stay in f32 (they are bound by
-// memory bandwidth).
+// rows), tile of keys by tile of keys, a matmul QK^T with the scale (its output scales; in bf16
+// already in the Q copy) and, where the tile needs one, an additive mask tile (binary post-op)
+// fused in, an online softmax step (online_softmax.h; it applies a causal mask and key_lengths
+// alone by each row's visible keys), then a matmul adding P V. Tiles no row may see are skipped,
+// so without maps memory is O(block rows x key tile), not O(block rows x Sk); with maps a block
+// keeps its tiles and writes the maps once at the end. K is copied transposed once per call
+// (prepared_operands.h), except for units of few query rows (decode), which read K in place and
+// stay in f32 (they are bound by memory bandwidth).
 // Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
 // several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
