@@ -167,7 +167,7 @@ class PieceRunner {
     if (!prepared_.keys_transposed) {
       return in_.key + piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
     }
-    const int64_t at = (piece.batch * d.kv_heads + piece.kv_head) * d.head_dim * d.kv_len;
+    const int64_t at = (piece.batch * d.kv_heads + piece.kv_head) * prepared_.key_t_head;
     if (in_.bf16_compute) return prepared_.key_t_bf16.get() + at;
     return prepared_.key_t.get() + at;
   }
@@ -206,7 +206,7 @@ class PieceRunner {
     const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     int64_t end_key = 0;  // keys [0, end_key) computed
     for (int64_t first_key = 0; first_key < keys; first_key += tile_keys) {
-      const int64_t width = std::min(tile_keys, d.kv_len - first_key);
+      const int64_t width = TileWidth(first_key, keys);
       const bool tile_masked = first_key + width > open_keys;
       // A mask tile and the QK^T post-op, or no post-op and each row's visible keys.
       const bool by_row_keys = tile_masked && mask_by_row_keys_;
@@ -237,6 +237,14 @@ class PieceRunner {
     if (maps_) StoreMaps(m, end_key, map_offset);
   }
 
+  // The keys computed from first_key (a multiple of the tile) for a piece that sees `keys`: up
+  // to the tile, rounded up to whole blocks of kKeyBlock past the last key it sees (so a causal
+  // block stops near the diagonal, with a few widths of primitive only), and never past Sk.
+  int64_t TileWidth(int64_t first_key, int64_t keys) const {
+    const int64_t needed = (keys - first_key + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+    return std::min({prepared_.tile_keys, needed, in_.dims.kv_len - first_key});
+  }
+
   // With maps, after a piece's tiles: P_t = p_t * exp(m_t - m) / l (0 where l = 0) into the
   // probabilities' columns [0, end_key), and past the computed keys 0 probabilities and -inf
   // scores.
@@ -246,7 +254,7 @@ class PieceRunner {
     if (out_.probabilities != nullptr) {
       float* map = out_.probabilities + map_offset;
       for (int64_t first_key = 0; first_key < end_key; first_key += tile_keys) {
-        const int64_t width = std::min(tile_keys, sk - first_key);
+        const int64_t width = std::min(tile_keys, end_key - first_key);
         const float* tile_max = tile_max_.data() + m * (first_key / tile_keys);
         for (int64_t r = 0; r < m; ++r) {
           factors_[r] = row_sum_[r] > 0.0f ? std::exp(tile_max[r] - row_max_[r]) / row_sum_[r]
@@ -298,7 +306,7 @@ class PieceRunner {
   }
 
   // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys),
-  // one K^T tile (first_key a multiple of tile_keys, keys its width).
+  // read in place from the K^T layout (first_key a multiple of kKeyBlock).
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
     if (!prepared_.keys_transposed) {
@@ -308,12 +316,14 @@ class PieceRunner {
     const AttentionDims& d = in_.dims;
     const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
-    const void* k_t = static_cast<const char*>(ops.k) + OperandBytes(first_key * d.head_dim);
+    const void* k_t = static_cast<const char*>(ops.k) +
+                      OperandBytes(first_key / kKeyBlock * prepared_.key_t_block);
     // In bf16 the scale is already in the Q copy (PreparedOperands::query).
     const float scale = in_.bf16_compute ? 1.0f : in_.scale;
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
-      const memory::desc kt_md({d.head_dim, keys}, operand_type, memory::dims{keys, 1});
+      const memory::desc kt_md({d.head_dim, keys}, operand_type,
+                               KeyTransposedTag(in_.bf16_compute));
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive = cache_.GetOrCreate(
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
@@ -511,7 +521,9 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   const int64_t key_tile = key_tile_ > 0                                ? key_tile_
                            : inputs.mask.causal != CausalKind::kNone ? kCausalKeyTile
                                                                      : kDefaultKeyTile;
-  prepared.tile_keys = std::min(key_tile, d.kv_len);
+  // Tiles start on the K^T layout's blocks.
+  prepared.tile_keys =
+      std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   AttentionInputs in = inputs;  // as computed: few-row units stay in f32 (see kFewRows)
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;

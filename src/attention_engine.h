@@ -26,8 +26,8 @@ class AttentionEngine {
  public:
   struct Options {
     size_t primitive_cache_capacity = 256;
-    // Keys per tile of the online-softmax path; 0 = kDefaultKeyTile, or kCausalKeyTile under
-    // a causal mask (finer tiles waste less work on the diagonal).
+    // Keys per tile of the online-softmax path, rounded up to a multiple of 64 (kKeyBlock);
+    // 0 = kDefaultKeyTile, or kCausalKeyTile under a causal mask.
     int64_t key_tile = 0;
   };
 

@@ -16,31 +16,27 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-// Reorders `tiles` tiles of `tile_keys` keys, from key first_key on, of every (batch, KV head)
-// of K (any strides) into consecutive dense [D, tile_keys] tiles of the K^T copy. One cached
-// reorder run per (batch, KV head): a single reorder over [B, Hkv, tiles, keys, D] with the
-// heads' gaps for a narrower last tile in its strides put the second head wrong here.
-void TransposeKeyTiles(const AttentionInputs& in, const OperandStrides& k, dt type,
-                       int64_t first_key, int64_t tiles, int64_t tile_keys, void* key_t,
-                       PrimitiveCache& cache, const dnnl::engine& engine) {
+// K (any strides) -> each (batch, KV head)'s K^T [D, Sk] in the blocked layout, one after the
+// other, `head_bytes` apart. One cached reorder run per (batch, KV head). The reorder writes
+// the layout's padding (rows past D, keys past Sk) with zeros.
+void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
+                   int64_t head_bytes, void* key_t, PrimitiveCache& cache,
+                   const dnnl::engine& engine) {
   const AttentionDims& d = in.dims;
-  // dims [tile, key in tile, d]
-  const memory::dims dims = {tiles, tile_keys, d.head_dim};
-  const memory::desc from(dims, dt::f32, memory::dims{tile_keys * k.row, k.row, 1});
-  const memory::desc to(dims, type, memory::dims{d.head_dim * tile_keys, 1, tile_keys});
-  const int64_t element_bytes = type == dt::bf16 ? sizeof(uint16_t) : sizeof(float);
+  const memory::dims dims = {d.head_dim, d.kv_len};
+  const memory::desc from(dims, dt::f32, memory::dims{1, k.row});
+  const memory::desc to(dims, type, KeyTransposedTag(type == dt::bf16));
   // Reorders the heads [first, last) (numbered b * Hkv + g) with the calling thread's threads.
   auto reorder_heads = [&](int64_t first, int64_t last) {
     auto reorder = cache.GetOrCreate(
-        absl::StrCat("key_t:", tiles, "x", tile_keys, "x", d.head_dim, ":ld", k.row,
+        absl::StrCat("key_t:", d.head_dim, "x", d.kv_len, ":ld", k.row,
                      type == dt::bf16 ? ":bf16" : "", ThreadsKey()),
         [&] { return dnnl::reorder(dnnl::reorder::primitive_desc(engine, from, engine, to)); });
     dnnl::stream stream(engine);
     for (int64_t head = first; head < last; ++head) {
       const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
-      const float* head_keys = in.key + b * k.batch + g * k.head + first_key * k.row;
-      char* head_key_t = static_cast<char*>(key_t) +
-                         (head * d.kv_len + first_key) * d.head_dim * element_bytes;
+      const float* head_keys = in.key + b * k.batch + g * k.head;
+      char* head_key_t = static_cast<char*>(key_t) + head * head_bytes;
       reorder->execute(stream, {{DNNL_ARG_FROM, Wrap(from, engine, head_keys)},
                                 {DNNL_ARG_TO, Wrap(to, engine, head_key_t)}});
     }
@@ -70,21 +66,11 @@ void TransposeKeyTiles(const AttentionInputs& in, const OperandStrides& k, dt ty
   if (error) std::rethrow_exception(error);
 }
 
-// K -> K^T tiles of `type` (see PreparedOperands): the full tiles, then the narrower last one.
-void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
-                   int64_t tile_keys, void* key_t, PrimitiveCache& cache,
-                   const dnnl::engine& engine) {
-  const int64_t full_tiles = in.dims.kv_len / tile_keys;
-  const int64_t rest = in.dims.kv_len - full_tiles * tile_keys;
-  if (full_tiles > 0) {
-    TransposeKeyTiles(in, k, type, 0, full_tiles, tile_keys, key_t, cache, engine);
-  }
-  if (rest > 0) {
-    TransposeKeyTiles(in, k, type, full_tiles * tile_keys, 1, rest, key_t, cache, engine);
-  }
-}
-
 }  // namespace
+
+memory::format_tag KeyTransposedTag(bool bf16) {
+  return bf16 ? memory::format_tag::BA16a64b2a : memory::format_tag::BA16a64b;
+}
 
 absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,
                              PrimitiveCache& cache, const dnnl::engine& engine,
@@ -97,8 +83,15 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
     return absl::UnimplementedError("bf16 compute needs dense query and value");
   }
   if (!prepared.keys_transposed) return absl::OkStatus();  // f32 K, Q and V read in place
-  const int64_t key_elements = d.batch * d.kv_heads * d.kv_len * d.head_dim;
   try {
+    const dt type = in.bf16_compute ? dt::bf16 : dt::f32;
+    // One head's K^T as its desc lays it out: the block stride is that of the key dimension.
+    const memory::desc head_t({d.head_dim, d.kv_len}, type, KeyTransposedTag(in.bf16_compute));
+    const int64_t element_bytes = in.bf16_compute ? sizeof(uint16_t) : sizeof(float);
+    prepared.key_t_head = static_cast<int64_t>(head_t.get_size()) / element_bytes;
+    prepared.key_t_block = head_t.data.format_desc.blocking.strides[1];
+    const int64_t key_elements = d.batch * d.kv_heads * prepared.key_t_head;
+    const int64_t head_bytes = prepared.key_t_head * element_bytes;
     if (in.bf16_compute) {
       // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
       // every bf16 score tile.
@@ -107,12 +100,10 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
       prepared.value =
           ToBFloat16(in.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, 1.0f, engine);
       prepared.key_t_bf16.reset(new uint16_t[key_elements]);  // no zeroing: all overwritten
-      TransposeKeys(in, key_strides, dt::bf16, prepared.tile_keys, prepared.key_t_bf16.get(),
-                    cache, engine);
+      TransposeKeys(in, key_strides, type, head_bytes, prepared.key_t_bf16.get(), cache, engine);
     } else {
       prepared.key_t.reset(new float[key_elements]);
-      TransposeKeys(in, key_strides, dt::f32, prepared.tile_keys, prepared.key_t.get(), cache,
-                    engine);
+      TransposeKeys(in, key_strides, type, head_bytes, prepared.key_t.get(), cache, engine);
     }
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));

@@ -1,13 +1,17 @@
 // The operands of one AttentionEngine::Run as its matmuls read them, prepared once per call.
 //
-// K is either copied transposed, per (batch, KV head) as tiles of `tile_keys` keys (the last one
-// narrower when Sk is not a multiple), each a dense K_t^T [D, width] -- oneDNN 2.6 runs Q K^T on
-// its brgemm kernels only when the weights are dense row-major; transposed or strided weights
-// go to gemm:jit, in f32 about half as fast, in bf16 over 10x slower -- or, for units of few
-// query rows (decode), read in place (f32 only): the engine then computes S^T = K Q^T with a
-// transposed copy of the few Q rows instead, which spares a whole pass over K. For bf16
-// compute, Q and V are dense bf16 copies too; for f32 they are read in place. Plain data; not
-// thread-safe to fill, read-only after.
+// K is either copied transposed, per (batch, KV head) a K^T [D, Sk] in oneDNN's blocked weights
+// layout (KeyTransposedTag: blocks of 64 keys, one after the other, each holding all of D padded
+// with zeros to 16 rows, 32 in bf16) -- oneDNN 2.6 runs Q K^T on its brgemm kernels only when
+// the weights are dense row-major or in that layout; transposed or strided weights go to
+// gemm:jit, in f32 about half as fast, in bf16 over 10x slower. In that layout the keys
+// [k, k + w) from any multiple of 64 k are themselves a [D, w] matrix of the layout, so a
+// matmul reads any run of keys in place, as wide as the keys it needs (causal blocks end on the
+// diagonal), with no copy inside brgemm either. Or, for units of few query rows (decode), K is
+// read in place (f32 only): the engine then computes S^T = K Q^T with a transposed copy of the
+// few Q rows instead, which spares a whole pass over K. For bf16 compute, Q and V are dense
+// bf16 copies too; for f32 they are read in place. Plain data; not thread-safe to fill,
+// read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
@@ -22,16 +26,26 @@
 
 namespace attn {
 
+// Keys per block of the K^T layout: runs of keys read in place start at multiples of it.
+constexpr int64_t kKeyBlock = 64;
+
+// The layout of each head's K^T [D, Sk]: BA16a64b, or BA16a64b2a (pairs of rows interleaved)
+// for bf16.
+dnnl::memory::format_tag KeyTransposedTag(bool bf16);
+
 struct PreparedOperands {
-  int64_t tile_keys = 0;        // keys per K tile: the key tile, or Sk when shorter
-  bool keys_transposed = true;  // K as K^T tiles; false: K rows as given (S^T = K Q^T)
+  int64_t tile_keys = 0;        // keys per tile: the key tile, or Sk when shorter
+  bool keys_transposed = true;  // K as K^T; false: K rows as given (S^T = K Q^T)
+  int64_t key_t_head = 0;       // elements of one head's K^T (keys_transposed)
+  int64_t key_t_block = 0;      // elements of one block of kKeyBlock keys in it
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
   std::vector<uint16_t> query;             // bf16 compute: scale * Q (the scale folded in)
   std::vector<uint16_t> value;             // bf16 compute
 };
 
-// Fills `prepared` (whose tile_keys and keys_transposed are set) from `in`, K seen through
+// Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
+// kKeyBlock or Sk) from `in`, K seen through
 // `key_strides` (resolved: never all zero). UNIMPLEMENTED for bf16 compute with a strided Q or V;
 // INTERNAL for bf16 compute with K not transposed, or when oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,

@@ -196,8 +196,8 @@ const std::vector<AttentionDims>& Shapes() {
 
 // Parameters: the thread count of this test thread's OpenMP (1 = serial pieces, 2 = pieces in
 // parallel) and the engine's key tile, with maps or not (0 = the defaults, 512 keys or 256 under
-// a causal mask: one tile for most shapes here; 32 = several tiles for most shapes, a narrower
-// last one, tiles skipped under causal masks and key_lengths).
+// a causal mask: one tile for most shapes here; 64, the finest = several tiles for most shapes,
+// a narrower last one, tiles skipped under causal masks and key_lengths).
 class AttentionEngineTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {
  protected:
   void SetUp() override { omp_set_num_threads(std::get<0>(GetParam())); }
@@ -299,7 +299,7 @@ TEST_P(AttentionEngineTest, TokenMajorStridedViewsMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     ThreadsAndKeyTile, AttentionEngineTest,
-    ::testing::Combine(::testing::Values(1, 2), ::testing::Values(int64_t{0}, int64_t{32})),
+    ::testing::Combine(::testing::Values(1, 2), ::testing::Values(int64_t{0}, int64_t{64})),
     [](const ::testing::TestParamInfo<std::tuple<int, int64_t>>& info) {
       return "threads" + std::to_string(std::get<0>(info.param)) + "_key_tile" +
              std::to_string(std::get<1>(info.param));
