@@ -518,9 +518,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   const AttentionDims& d = inputs.dims;
   const Layout layout(inputs, outputs);
   PreparedOperands prepared;
-  const int64_t key_tile = key_tile_ > 0                                ? key_tile_
-                           : inputs.mask.causal != CausalKind::kNone ? kCausalKeyTile
-                                                                     : kDefaultKeyTile;
+  const int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
   // Tiles start on the K^T layout's blocks.
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);

@@ -27,13 +27,13 @@ class AttentionEngine {
   struct Options {
     size_t primitive_cache_capacity = 256;
     // Keys per tile of the online-softmax path, rounded up to a multiple of 64 (kKeyBlock);
-    // 0 = kDefaultKeyTile, or kCausalKeyTile under a causal mask.
+    // 0 = kDefaultKeyTile. (A tile past a block's last visible key is cut short, so causal
+    // blocks need no finer tiles.)
     int64_t key_tile = 0;
   };
 
   // Chosen by measurement (README, Performance).
   static constexpr int64_t kDefaultKeyTile = 512;
-  static constexpr int64_t kCausalKeyTile = 256;
 
   explicit AttentionEngine(Options options);
 

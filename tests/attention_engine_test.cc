@@ -183,7 +183,8 @@ AttentionDims Dims(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk, in
 
 // Shapes that exercise: one and many query blocks (128 rows per block across the heads of a
 // KV group), GQA/MQA, Dv != D, Sq != Sk both ways, dims of 1, sizes off multiples of 8/16, and
-// blocks whose rows see one, two or three 256-key tiles under causal masks.
+// blocks whose rows see one or several key tiles under causal masks, the last cut short at
+// the 64-key block past their last visible key (Sk = 520: 128-row blocks see 128 to 520 keys).
 const std::vector<AttentionDims>& Shapes() {
   static const std::vector<AttentionDims> shapes = {
       Dims(1, 1, 1, 1, 1, 1, 1),      Dims(2, 4, 4, 7, 13, 8, 8),     Dims(2, 8, 2, 100, 130, 16, 24),
@@ -195,9 +196,9 @@ const std::vector<AttentionDims>& Shapes() {
 }
 
 // Parameters: the thread count of this test thread's OpenMP (1 = serial pieces, 2 = pieces in
-// parallel) and the engine's key tile, with maps or not (0 = the defaults, 512 keys or 256 under
-// a causal mask: one tile for most shapes here; 64, the finest = several tiles for most shapes,
-// a narrower last one, tiles skipped under causal masks and key_lengths).
+// parallel) and the engine's key tile, with maps or not (0 = the default, 512 keys: one tile
+// for most shapes here; 64, the finest = several tiles for most shapes, a narrower last one,
+// tiles skipped under causal masks and key_lengths).
 class AttentionEngineTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {
  protected:
   void SetUp() override { omp_set_num_threads(std::get<0>(GetParam())); }
