@@ -13,6 +13,9 @@
 // Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
 //   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
 //   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
+//   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/f32   (Q, K and V seen in a
+//     fused projection's [B,S,(H+2*Hkv)*D] output and O written as [B,Sq,H*D], as
+//     MultiHeadAttend passes them)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
 // bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 and fails on `ref:` kernels.
 #include <benchmark/benchmark.h>
@@ -184,6 +187,7 @@ struct AttnCase {
   attn::CausalKind causal;
   bool maps;  // probabilities returned
   bool bf16;  // bf16 compute (f32 in and out)
+  bool packed = false;  // Q, K, V and O token-major (see the file comment)
 };
 
 const char* CausalName(attn::CausalKind c) {
@@ -232,6 +236,7 @@ double PeakRssMiB() {
 struct Tensors {
   attn::AttentionDims dims;
   std::vector<float> q, k, v, out, probs;
+  std::vector<float> qkv;  // packed cases: [B,S,(H+2*Hkv)*D] (Sq = Sk, D = Dv)
 };
 
 bool SameDims(const attn::AttentionDims& a, const attn::AttentionDims& b) {
@@ -240,7 +245,12 @@ bool SameDims(const attn::AttentionDims& a, const attn::AttentionDims& b) {
          a.value_dim == b.value_dim;
 }
 
-Tensors& TensorsFor(const attn::AttentionDims& d, bool maps) {
+// Columns of a packed case's fused projection output: Q's H heads, then K's and V's Hkv.
+int64_t PackedWidth(const attn::AttentionDims& d) {
+  return (d.heads + 2 * d.kv_heads) * d.head_dim;
+}
+
+Tensors& TensorsFor(const attn::AttentionDims& d, bool maps, bool packed) {
   static std::unique_ptr<Tensors> current;
   if (current == nullptr || !SameDims(current->dims, d)) {
     current.reset();  // free the previous shape first
@@ -258,6 +268,13 @@ Tensors& TensorsFor(const attn::AttentionDims& d, bool maps) {
     current->v = random(d.batch * d.kv_heads * d.kv_len * d.value_dim);
     current->out.assign(d.batch * d.heads * d.q_len * d.value_dim, 0.0f);
   }
+  if (packed && current->qkv.empty()) {
+    // Random values of its own: the engine's speed does not depend on them.
+    std::mt19937 rng(2);
+    std::normal_distribution<float> normal;
+    current->qkv.resize(d.batch * d.q_len * PackedWidth(d));
+    for (float& f : current->qkv) f = normal(rng);
+  }
   if (maps && current->probs.empty()) {
     current->probs.assign(d.batch * d.heads * d.q_len * d.kv_len, 0.0f);
   }
@@ -272,16 +289,27 @@ const attn::AttentionEngine& Engine() {
 
 void BM_Attention(benchmark::State& state, const AttnCase& c) {
   const attn::AttentionDims& d = c.dims;
-  Tensors& t = TensorsFor(d, c.maps);
+  Tensors& t = TensorsFor(d, c.maps, c.packed);
   attn::AttentionInputs in;
   in.dims = d;
   in.query = t.q.data();
   in.key = t.k.data();
   in.value = t.v.data();
+  attn::AttentionOutputs out;
+  if (c.packed) {
+    const int64_t width = PackedWidth(d);
+    const attn::OperandStrides token_major = {
+        .batch = d.q_len * width, .head = d.head_dim, .row = width};
+    in.query = t.qkv.data();
+    in.key = in.query + d.heads * d.head_dim;
+    in.value = in.key + d.kv_heads * d.head_dim;
+    in.query_strides = in.key_strides = in.value_strides = token_major;
+    out.output_strides = {.batch = d.q_len * d.heads * d.value_dim, .head = d.value_dim,
+                          .row = d.heads * d.value_dim};
+  }
   in.scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
   in.mask.causal = c.causal;
   in.bf16_compute = c.bf16;
-  attn::AttentionOutputs out;
   out.output = t.out.data();
   out.probabilities = c.maps ? t.probs.data() : nullptr;
   ResetPeakRss();
@@ -365,6 +393,16 @@ void RegisterAll() {
               ->Unit(benchmark::kMillisecond);
         }
       }
+    }
+  }
+  // The layout MultiHeadAttend passes (f32: it has no bf16 compute).
+  for (const Shape& s : {shapes[0], shapes[3]}) {
+    for (const bool maps : {false, true}) {
+      AttnCase c{dims(s), CausalKind::kNone, maps, false};
+      c.packed = true;
+      benchmark::RegisterBenchmark(CaseName("packed", c).c_str(), BM_Attention, c)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
     }
   }
   // Long sequences: no maps (a 65536^2 map alone would be 16 GiB per head), causal, f32.

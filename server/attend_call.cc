@@ -113,6 +113,8 @@ int64_t EstimateAttendBytes(const pb::AttendRequest& request, int threads) {
   const int64_t output = SaturatingProduct({b, h, sq, dv, 4});
   const bool staged = request.output_dtype() > pb::DATA_TYPE_FLOAT32;
   bytes = SaturatingSum(bytes, staged ? SaturatingProduct({2, output}) : output);
+  // the engine's transposed copy of K
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, hkv, sk, d, 4}));
   // the maps
   absl::StatusOr<MapsWanted> maps = ParseMaps(request.attention_maps());
   if (maps.ok()) bytes = SaturatingSum(bytes, SaturatingProduct({maps->count(), b, h, sq, sk, 4}));

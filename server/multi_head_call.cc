@@ -100,6 +100,8 @@ int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
   bytes = SaturatingSum(
       bytes, SaturatingProduct({b, sq, SaturatingSum(SaturatingProduct({heads, d}), nkv), 4}));
   bytes = SaturatingSum(bytes, SaturatingProduct({b, sk, nkv, 4}));
+  // the engine's copies of K (transposed) and V (dense, as the projection lays it out strided)
+  bytes = SaturatingSum(bytes, SaturatingProduct({b, sk, nkv, 4}));
   bytes = SaturatingSum(bytes, SaturatingProduct({b, sq,
                                                   SaturatingSum(SaturatingProduct({heads, dv}),
                                                                 SaturatingProduct({3, d_out})),

@@ -3,9 +3,11 @@
 // A unit of work is one query head, or, when Q and O are laid out head after head, the G = H / Hkv
 // query heads that share KV head g: their rows then form one [G*Sq, D] matrix against the same
 // K_g and V_g. A unit's rows are cut into blocks of at most kBlockRows; a piece of work is one
-// (batch, unit, row block). Q, V and O may be strided views (a projection's [B,S,H*D] output
-// seen head by head), so they are not copied apart; K is copied once, transposed (see
-// PreparedOperands).
+// (batch, unit, row block). Q, K, V and O may be strided views (a projection's [B,S,H*D] output
+// seen head by head). K is copied once, transposed (see PreparedOperands). The matmuls read
+// only dense matrices (brgemm takes no other), so a strided V is copied dense once per call
+// (MakeValueDense) and a strided Q a piece's rows at a time -- except in units of few rows,
+// which read both in place.
 //
 // A piece goes tile of keys by tile of keys with an online softmax, skipping tiles no row of the
 // piece can see (causal, key_lengths); with maps it keeps its tiles and writes the maps at the
@@ -26,6 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "src/bound_primitive.h"
+#include "src/dense_value.h"
 #include "src/mask_tile.h"
 #include "src/online_softmax.h"
 #include "src/onednn_util.h"
@@ -107,6 +110,8 @@ class PieceRunner {
         mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
                           out.scores == nullptr),
         online_softmax_step_(BestOnlineSoftmaxStep()),
+        copy_query_rows_(prepared.keys_transposed && layout.q.row != in.dims.head_dim),
+        q_row_(copy_query_rows_ ? in.dims.head_dim : layout.q.row),
         cache_(cache),
         engine_(engine),
         stream_(engine),
@@ -133,6 +138,7 @@ class PieceRunner {
       scores_t_.resize(rows * width);
       query_t_.resize(rows * d.head_dim);
     }
+    if (copy_query_rows_) query_rows_.resize(rows * d.head_dim);
   }
 
   void Run(const Piece& piece) {
@@ -143,8 +149,11 @@ class PieceRunner {
     const int64_t q_at = piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
     const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
     const bool bf16 = in_.bf16_compute;
+    const void* q = bf16 ? static_cast<const void*>(prepared_.query.data() + q_at)
+                    : copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
+                                       : in_.query + q_at;
     const Operands ops = {
-        .q = bf16 ? static_cast<const void*>(prepared_.query.data() + q_at) : in_.query + q_at,
+        .q = q,
         .k = KeysOf(piece),
         .v = bf16 ? static_cast<const void*>(prepared_.value.data() + v_at) : in_.value + v_at,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
@@ -170,6 +179,15 @@ class PieceRunner {
     const int64_t at = (piece.batch * d.kv_heads + piece.kv_head) * prepared_.key_t_head;
     if (in_.bf16_compute) return prepared_.key_t_bf16.get() + at;
     return prepared_.key_t.get() + at;
+  }
+
+  // query_rows_ = the piece's m query rows from `q` (row stride the layout's), dense; returns it.
+  const float* CopyQueryRows(const float* q, int64_t m) {
+    const int64_t dim = in_.dims.head_dim;
+    for (int64_t r = 0; r < m; ++r) {
+      std::copy_n(q + r * layout_.q.row, dim, query_rows_.begin() + r * dim);
+    }
+    return query_rows_.data();
   }
 
   // query_t_ = Q^T [D, m] of the piece's m query rows (K not transposed; always f32).
@@ -314,21 +332,20 @@ class PieceRunner {
       return;
     }
     const AttentionDims& d = in_.dims;
-    const Layout& l = layout_;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     const void* k_t = static_cast<const char*>(ops.k) +
                       OperandBytes(first_key / kKeyBlock * prepared_.key_t_block);
     // In bf16 the scale is already in the Q copy (PreparedOperands::query).
     const float scale = in_.bf16_compute ? 1.0f : in_.scale;
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
-      const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{l.q.row, 1});
+      const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{q_row_, 1});
       const memory::desc kt_md({d.head_dim, keys}, operand_type,
                                KeyTransposedTag(in_.bf16_compute));
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive = cache_.GetOrCreate(
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
           // ones send it to gemm:jit): keyed by its exact bits.
-          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", l.q.row,
+          absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", q_row_,
                        ":scale", std::bit_cast<uint32_t>(scale), masked ? ":mask" : "",
                        in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {
@@ -455,6 +472,9 @@ class PieceRunner {
   // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
   const bool mask_by_row_keys_;
   const OnlineSoftmaxStepFn online_softmax_step_;
+  // Q's rows are strided and read by the Q K^T matmul: a piece's rows are copied dense first.
+  const bool copy_query_rows_;
+  const int64_t q_row_;  // the row stride of the Q rows the Q K^T matmul reads
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
   dnnl::stream stream_;
@@ -467,6 +487,7 @@ class PieceRunner {
   std::vector<float> tile_max_;  // with maps: per tile, the running max its p_t is relative to
   std::vector<float> factors_;   // with maps: per row, a tile's factor exp(m_t - m) / l
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
+  std::vector<float> query_rows_;                // copy_query_rows_: the piece's Q rows
   std::vector<uint8_t> scratchpad_;
   absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool>, std::unique_ptr<BoundPrimitive>>
       bound_;
@@ -516,15 +537,23 @@ AttentionEngine::AttentionEngine(Options options)
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
-  const Layout layout(inputs, outputs);
+  // As computed: V dense for the K^T path, few-row units in f32 (see kFewRows).
+  AttentionInputs in = inputs;
+  Layout layout(in, outputs);
   PreparedOperands prepared;
   const int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
   // Tiles start on the K^T layout's blocks.
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
-  AttentionInputs in = inputs;  // as computed: few-row units stay in f32 (see kFewRows)
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
+  std::unique_ptr<float[]> dense_value;
+  if (prepared.keys_transposed) {
+    if (absl::Status status = MakeValueDense(in, cache_, engine_, dense_value); !status.ok()) {
+      return status;
+    }
+    layout = Layout(in, outputs);
+  }
   if (absl::Status status = PrepareOperands(in, layout.k, cache_, engine_, prepared);
       !status.ok()) {
     return status;
