@@ -13,7 +13,7 @@
 // Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
 //   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
 //   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
-//   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/f32   (Q, K and V seen in a
+//   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/<f32|bf16>   (Q, K and V in a
 //     fused projection's [B,S,(H+2*Hkv)*D] output and O written as [B,Sq,H*D], as
 //     MultiHeadAttend passes them)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
@@ -395,14 +395,16 @@ void RegisterAll() {
       }
     }
   }
-  // The layout MultiHeadAttend passes (f32: it has no bf16 compute).
+  // The layout MultiHeadAttend passes.
   for (const Shape& s : {shapes[0], shapes[3]}) {
     for (const bool maps : {false, true}) {
-      AttnCase c{dims(s), CausalKind::kNone, maps, false};
-      c.packed = true;
-      benchmark::RegisterBenchmark(CaseName("packed", c).c_str(), BM_Attention, c)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+      for (const bool bf16 : {false, true}) {
+        AttnCase c{dims(s), CausalKind::kNone, maps, bf16};
+        c.packed = true;
+        benchmark::RegisterBenchmark(CaseName("packed", c).c_str(), BM_Attention, c)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
     }
   }
   // Long sequences: no maps (a 65536^2 map alone would be 16 GiB per head), causal, f32.

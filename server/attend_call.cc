@@ -45,7 +45,7 @@ absl::Status Decode(const pb::AttendRequest& request, const AttendLimits& limits
   if (!maps.ok()) return maps.status();
   absl::StatusOr<DType> output_dtype = ParseOutputDtype(request.output_dtype());
   if (!output_dtype.ok()) return output_dtype.status();
-  absl::StatusOr<bool> bf16 = ParseBf16Compute(request.compute_dtype(), true);
+  absl::StatusOr<bool> bf16 = ParseBf16Compute(request.compute_dtype());
   if (!bf16.ok()) return bf16.status();
   out.inputs.bf16_compute = *bf16;
   absl::StatusOr<float> scale = ParseScale(request.has_scale(), request.scale(), dims->head_dim);

@@ -168,9 +168,8 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
   if (!maps.ok()) return maps.status();
   absl::StatusOr<DType> output_dtype = ParseOutputDtype(request.output_dtype());
   if (!output_dtype.ok()) return output_dtype.status();
-  if (absl::StatusOr<bool> bf16 = ParseBf16Compute(request.compute_dtype(), false); !bf16.ok()) {
-    return bf16.status();
-  }
+  absl::StatusOr<bool> bf16 = ParseBf16Compute(request.compute_dtype());
+  if (!bf16.ok()) return bf16.status();
   absl::StatusOr<float> scale = ParseScale(request.has_scale(), request.scale(), md.head_dim);
   if (!scale.ok()) return scale.status();
 
@@ -222,6 +221,7 @@ absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
   in.weights = weights->get();
   in.scale = *scale;
   in.mask = mask.spec;
+  in.bf16_compute = *bf16;
   MultiHeadOutputs out{.output = writer.output(), .probabilities = writer.probabilities(),
                        .scores = writer.scores(), .average_heads = request.average_heads()};
   if (absl::Status s = layer.Run(in, out, call != nullptr ? call->stop : StopCheck()); !s.ok()) {

@@ -83,17 +83,16 @@ absl::StatusOr<DType> ParseOutputDtype(int output_dtype) {
   return dtype;
 }
 
-absl::StatusOr<bool> ParseBf16Compute(int compute_dtype, bool bf16_supported) {
+absl::StatusOr<bool> ParseBf16Compute(int compute_dtype) {
   absl::StatusOr<DType> dtype = DTypeFromProto("compute_dtype", compute_dtype);
   if (!dtype.ok()) return dtype.status();
   if (*dtype == DType::kFloat32) return false;
-  if (*dtype == DType::kBFloat16 && bf16_supported) return true;
+  if (*dtype == DType::kBFloat16) return true;
   if (*dtype == DType::kBool) {
     return absl::InvalidArgumentError("compute_dtype = DATA_TYPE_BOOL; use FLOAT32 or BFLOAT16");
   }
-  return absl::UnimplementedError(absl::StrCat(
-      "compute_dtype = ", std::string(DTypeName(*dtype)), " is not supported",
-      bf16_supported ? "; use FLOAT32 or BFLOAT16" : " here; use FLOAT32"));
+  return absl::UnimplementedError(absl::StrCat("compute_dtype = ", std::string(DTypeName(*dtype)),
+                                               " is not supported; use FLOAT32 or BFLOAT16"));
 }
 
 absl::Status DecodeMask(const pb::Mask& mask, const AttentionDims& dims, int64_t max_elements,

@@ -44,9 +44,9 @@ absl::StatusOr<float> ParseScale(bool has_scale, float scale, int64_t head_dim);
 
 // output_dtype: FLOAT32, BFLOAT16 or FLOAT16.
 absl::StatusOr<DType> ParseOutputDtype(int output_dtype);
-// compute_dtype: FLOAT32, or BFLOAT16 where `bf16_supported` (true = compute in bf16);
-// others UNIMPLEMENTED, BOOL and unknown values INVALID_ARGUMENT.
-absl::StatusOr<bool> ParseBf16Compute(int compute_dtype, bool bf16_supported);
+// compute_dtype: FLOAT32, or BFLOAT16 (true = compute in bf16); FLOAT16 UNIMPLEMENTED, BOOL
+// and unknown values INVALID_ARGUMENT.
+absl::StatusOr<bool> ParseBf16Compute(int compute_dtype);
 
 // A decoded mask: `spec` views `allowed`/`bias` (and the request's key_lengths).
 struct DecodedMask {

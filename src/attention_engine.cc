@@ -6,8 +6,8 @@
 // (batch, unit, row block). Q, K, V and O may be strided views (a projection's [B,S,H*D] output
 // seen head by head). K is copied once, transposed (see PreparedOperands). The matmuls read
 // only dense matrices (brgemm takes no other), so a strided V is copied dense once per call
-// (MakeValueDense) and a strided Q a piece's rows at a time -- except in units of few rows,
-// which read both in place.
+// (MakeDense; Q too for bf16 compute) and a strided Q a piece's rows at a time -- except in
+// units of few rows, which read both in place.
 //
 // A piece goes tile of keys by tile of keys with an online softmax, skipping tiles no row of the
 // piece can see (causal, key_lengths); with maps it keeps its tiles and writes the maps at the
@@ -28,7 +28,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "src/bound_primitive.h"
-#include "src/dense_value.h"
+#include "src/dense_operand.h"
 #include "src/mask_tile.h"
 #include "src/online_softmax.h"
 #include "src/onednn_util.h"
@@ -537,7 +537,7 @@ AttentionEngine::AttentionEngine(Options options)
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
-  // As computed: V dense for the K^T path, few-row units in f32 (see kFewRows).
+  // As computed: V (and for bf16 Q) dense for the K^T path, few-row units in f32 (kFewRows).
   AttentionInputs in = inputs;
   Layout layout(in, outputs);
   PreparedOperands prepared;
@@ -547,12 +547,21 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
-  std::unique_ptr<float[]> dense_value;
+  std::unique_ptr<float[]> dense_value, dense_query;
   if (prepared.keys_transposed) {
-    if (absl::Status status = MakeValueDense(in, cache_, engine_, dense_value); !status.ok()) {
+    if (absl::Status status = MakeDense(d.batch, d.kv_heads, d.kv_len, d.value_dim, in.value,
+                                        in.value_strides, cache_, engine_, dense_value);
+        !status.ok()) {
       return status;
     }
-    layout = Layout(in, outputs);
+    if (in.bf16_compute) {
+      if (absl::Status status = MakeDense(d.batch, d.heads, d.q_len, d.head_dim, in.query,
+                                          in.query_strides, cache_, engine_, dense_query);
+          !status.ok()) {
+        return status;
+      }
+    }
+    layout = Layout(in, outputs);  // Q's heads may now merge
   }
   if (absl::Status status = PrepareOperands(in, layout.k, cache_, engine_, prepared);
       !status.ok()) {

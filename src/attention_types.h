@@ -73,8 +73,8 @@ struct AttentionInputs {
   OperandStrides value_strides;
   float scale = 1.0f;
   MaskSpec mask;
-  // Compute Q K^T and P V with bfloat16 operands (f32 accumulation, f32 scores and softmax);
-  // dense layouts only. Otherwise everything is f32.
+  // Compute Q K^T and P V with bfloat16 operands (f32 accumulation, f32 scores and softmax).
+  // Otherwise everything is f32.
   bool bf16_compute = false;
 };
 

@@ -90,6 +90,7 @@ absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in, const MultiHeadO
   heads_in.value_strides = {.batch = kv_len * kv_stride, .head = md.value_dim, .row = kv_stride};
   heads_in.scale = in.scale;
   heads_in.mask = in.mask;
+  heads_in.bf16_compute = in.bf16_compute;
 
   // concat(O_1..O_H) is [B,Sq,H*Dv]: each head writes its own columns.
   const int64_t concat_width = md.concat_width();

@@ -28,6 +28,7 @@ struct MultiHeadInputs {
   const MultiHeadWeights* weights = nullptr;
   float scale = 1.0f;
   MaskSpec mask;
+  bool bf16_compute = false;  // the attention's matmuls on bfloat16 operands (see AttentionInputs)
 };
 
 // output [B,Sq,d_out] is required. Maps (when set) are [B,H,Sq,Sk], or [B,Sq,Sk] averaged over

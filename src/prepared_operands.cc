@@ -80,7 +80,7 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
     return absl::InternalError("bf16 compute reads K transposed");
   }
   if (in.bf16_compute && (!in.query_strides.dense() || !in.value_strides.dense())) {
-    return absl::UnimplementedError("bf16 compute needs dense query and value");
+    return absl::InternalError("bf16 compute needs dense query and value (see MakeDense)");
   }
   if (!prepared.keys_transposed) return absl::OkStatus();  // f32 K, Q and V read in place
   try {

@@ -45,9 +45,9 @@ struct PreparedOperands {
 };
 
 // Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
-// kKeyBlock or Sk) from `in`, K seen through
-// `key_strides` (resolved: never all zero). UNIMPLEMENTED for bf16 compute with a strided Q or V;
-// INTERNAL for bf16 compute with K not transposed, or when oneDNN fails.
+// kKeyBlock or Sk) from `in`, K seen through `key_strides` (resolved: never all zero). INTERNAL
+// for bf16 compute with K not transposed or a strided Q or V (MakeDense them first), or when
+// oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,
                              PrimitiveCache& cache, const dnnl::engine& engine,
                              PreparedOperands& prepared);

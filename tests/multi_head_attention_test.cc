@@ -28,6 +28,7 @@ struct LayerCase {
   bool add_norm = false;
   bool causal_and_padding = false;
   bool average_heads = false;
+  float weight_scale = 0.3f;  // standard deviation of every weight and bias
 };
 
 std::string Describe(const LayerCase& c) {
@@ -50,22 +51,22 @@ class Layer {
     shapes_.w_q = {c.d_model, c.heads * c.head_dim};
     shapes_.w_k = {ctx_width, c.kv_heads * c.head_dim};
     shapes_.w_v = {ctx_width, c.kv_heads * c.value_dim};
-    w_q_ = Normal(c.d_model * c.heads * c.head_dim, 0.3f);
-    w_k_ = Normal(ctx_width * c.kv_heads * c.head_dim, 0.3f);
-    w_v_ = Normal(ctx_width * c.kv_heads * c.value_dim, 0.3f);
+    w_q_ = Normal(c.d_model * c.heads * c.head_dim, c.weight_scale);
+    w_k_ = Normal(ctx_width * c.kv_heads * c.head_dim, c.weight_scale);
+    w_v_ = Normal(ctx_width * c.kv_heads * c.value_dim, c.weight_scale);
     if (c.biases) {
-      b_q_ = Normal(c.heads * c.head_dim, 0.3f);
-      b_k_ = Normal(c.kv_heads * c.head_dim, 0.3f);
-      b_v_ = Normal(c.kv_heads * c.value_dim, 0.3f);
+      b_q_ = Normal(c.heads * c.head_dim, c.weight_scale);
+      b_k_ = Normal(c.kv_heads * c.head_dim, c.weight_scale);
+      b_v_ = Normal(c.kv_heads * c.value_dim, c.weight_scale);
       shapes_.b_q = {int64_t(b_q_.size())};
       shapes_.b_k = {int64_t(b_k_.size())};
       shapes_.b_v = {int64_t(b_v_.size())};
     }
     if (c.d_out > 0) {
-      w_o_ = Normal(c.heads * c.value_dim * c.d_out, 0.3f);
+      w_o_ = Normal(c.heads * c.value_dim * c.d_out, c.weight_scale);
       shapes_.w_o = {c.heads * c.value_dim, c.d_out};
       if (c.biases) {
-        b_o_ = Normal(c.d_out, 0.3f);
+        b_o_ = Normal(c.d_out, c.weight_scale);
         shapes_.b_o = {c.d_out};
       }
     }
@@ -170,6 +171,48 @@ void CheckLayer(const MultiHeadAttention& layer, const LayerCase& c, uint32_t se
   ExpectClose(scores, want.scores, "scores");
 }
 
+// max |got - want| over the finite values of `want`.
+double MaxAbsError(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isinf(want[i])) worst = std::max(worst, std::abs(double(got[i]) - want[i]));
+  }
+  return worst;
+}
+
+// The layer with bf16 compute for its attention (projections in f32): output and
+// probabilities within 1e-2 of the double reference, normwise (max error / max |value|). When
+// `rounded` (units of more than 32 query rows), the output must also show bf16's rounding:
+// error over 1e-4, where f32 compute stays near 1e-6.
+void CheckLayerBf16(const MultiHeadAttention& layer, const LayerCase& c, uint32_t seed,
+                    bool rounded) {
+  SCOPED_TRACE(Describe(c) + " bf16");
+  const Layer problem(c, seed);
+  const MultiHeadDims dims = problem.Dims();
+  const auto weights = MultiHeadWeights::Create(dims, problem.Values());
+  MultiHeadInputs in = problem.Inputs(weights.get());
+  const ReferenceMultiHeadResult want = ReferenceMultiHeadAttention(
+      dims, problem.Values(), in.batch, in.q_len, in.kv_len, in.input, in.context, in.scale,
+      in.mask, c.average_heads);
+  in.bf16_compute = true;
+  const int64_t map_size = in.batch * (c.average_heads ? 1 : c.heads) * in.q_len * in.kv_len;
+  std::vector<float> output(in.batch * in.q_len * dims.d_out, NAN), probabilities(map_size, NAN);
+  MultiHeadOutputs out{.output = output.data(), .probabilities = probabilities.data(),
+                       .average_heads = c.average_heads};
+  ASSERT_TRUE(layer.Run(in, out).ok());
+  for (float x : output) ASSERT_FALSE(std::isnan(x));
+  for (float x : probabilities) ASSERT_FALSE(std::isnan(x));
+  double largest_output = 0;
+  for (double w : want.output) largest_output = std::max(largest_output, std::abs(w));
+  const double output_error = MaxAbsError(output, want.output) / largest_output;
+  EXPECT_LE(output_error, 1e-2) << "output";
+  if (rounded) {
+    EXPECT_GT(output_error, 1e-4) << "output computed in f32";
+  }
+  // Probabilities are at most 1: their max error is their normwise error.
+  EXPECT_LE(MaxAbsError(probabilities, want.probabilities), 1e-2) << "probabilities";
+}
+
 class MultiHeadAttentionTest : public ::testing::TestWithParam<int> {
  protected:
   void SetUp() override { omp_set_num_threads(GetParam()); }
@@ -219,6 +262,25 @@ TEST_P(MultiHeadAttentionTest, MasksAndAveragedMaps) {
                         .biases = true, .d_out = 16, .add_norm = true,
                         .causal_and_padding = true, .average_heads = average}, 8);
   }
+}
+
+// Units of more than 32 query rows take the bf16 path (with Q, K and V strided views of the
+// fused projection); the decode-sized one computes in f32 and must be within 1e-2 too. Weights
+// of standard deviation 1/sqrt(fan-in) give projected Q and K rows of about unit variance, so
+// scores of order 1 as in the engine's bf16 test (bf16 rounds each operand to 2^-9 relative:
+// scores of order 5, from weights of 0.3 at d_model = 64, put probabilities 1.3e-2 off).
+TEST_P(MultiHeadAttentionTest, Bf16ComputeIsWithinOnePercent) {
+  CheckLayerBf16(layer_, {.batch = 2, .q_len = 70, .kv_len = 70, .d_model = 64, .d_ctx = 64,
+                          .heads = 4, .kv_heads = 2, .head_dim = 16, .value_dim = 16,
+                          .biases = true, .d_out = 64, .add_norm = true,
+                          .causal_and_padding = true, .weight_scale = 0.125f}, 9, true);
+  CheckLayerBf16(layer_, {.batch = 1, .q_len = 40, .kv_len = 130, .d_model = 32, .d_ctx = 24,
+                          .heads = 2, .kv_heads = 2, .head_dim = 16, .value_dim = 8,
+                          .cross = true, .biases = true, .average_heads = true,
+                          .weight_scale = 0.18f}, 10, true);
+  CheckLayerBf16(layer_, {.batch = 2, .q_len = 3, .kv_len = 50, .d_model = 16, .d_ctx = 16,
+                          .heads = 4, .kv_heads = 4, .head_dim = 4, .value_dim = 4,
+                          .cross = true, .weight_scale = 0.25f}, 11, false);
 }
 
 INSTANTIATE_TEST_SUITE_P(OpenMpThreads, MultiHeadAttentionTest, ::testing::Values(1, 2));
