@@ -6,8 +6,8 @@
 // (batch, unit, row block). Q, K, V and O may be strided views (a projection's [B,S,H*D] output
 // seen head by head). K is copied once, transposed (see PreparedOperands). The matmuls read
 // only dense matrices (brgemm takes no other), so a strided V is copied dense once per call
-// (MakeDense; Q too for bf16 compute) and a strided Q a piece's rows at a time -- except in
-// units of few rows, which read both in place.
+// (MakeDense) and a strided Q a piece's rows at a time -- except in units of few rows, which
+// read both in place. In bf16 the dense bf16 copies of Q and V are made from any strides.
 //
 // A piece goes tile of keys by tile of keys with an online softmax, skipping tiles no row of the
 // piece can see (causal, key_lengths); with maps it keeps its tiles and writes the maps at the
@@ -537,7 +537,7 @@ AttentionEngine::AttentionEngine(Options options)
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
-  // As computed: V (and for bf16 Q) dense for the K^T path, few-row units in f32 (kFewRows).
+  // As computed: Q and V as the matmuls read them, few-row units in f32 (see kFewRows).
   AttentionInputs in = inputs;
   Layout layout(in, outputs);
   PreparedOperands prepared;
@@ -547,25 +547,23 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
-  std::unique_ptr<float[]> dense_value, dense_query;
-  if (prepared.keys_transposed) {
+  std::unique_ptr<float[]> dense_value;
+  if (prepared.keys_transposed && !in.bf16_compute) {
     if (absl::Status status = MakeDense(d.batch, d.kv_heads, d.kv_len, d.value_dim, in.value,
                                         in.value_strides, cache_, engine_, dense_value);
         !status.ok()) {
       return status;
     }
-    if (in.bf16_compute) {
-      if (absl::Status status = MakeDense(d.batch, d.heads, d.q_len, d.head_dim, in.query,
-                                          in.query_strides, cache_, engine_, dense_query);
-          !status.ok()) {
-        return status;
-      }
-    }
-    layout = Layout(in, outputs);  // Q's heads may now merge
+    layout = Layout(in, outputs);
   }
   if (absl::Status status = PrepareOperands(in, layout.k, cache_, engine_, prepared);
       !status.ok()) {
     return status;
+  }
+  if (in.bf16_compute) {
+    // From here on Q and V are read from their dense bf16 copies (Q's heads may now merge).
+    in.query_strides = in.value_strides = {};
+    layout = Layout(in, outputs);
   }
   const int64_t rows_per_unit = layout.rows_per_unit;
   const int64_t block = std::min(kBlockRows, rows_per_unit);

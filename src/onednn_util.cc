@@ -16,13 +16,18 @@ dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, cons
   return dnnl::memory(md, engine, const_cast<void*>(data));
 }
 
-std::vector<uint16_t> ToBFloat16(const float* data, int64_t count, float scale,
+std::vector<uint16_t> ToBFloat16(const float* data, const dnnl::memory::dims& dims,
+                                 const dnnl::memory::dims& strides, float scale,
                                  const dnnl::engine& engine) {
+  dnnl::memory::dims dense(dims.size());
+  int64_t count = 1;
+  for (size_t i = dims.size(); i-- > 0;) {
+    dense[i] = count;
+    count *= dims[i];
+  }
   std::vector<uint16_t> out(count);
-  const dnnl::memory::desc f32_md({count}, dnnl::memory::data_type::f32,
-                                  dnnl::memory::format_tag::x);
-  const dnnl::memory::desc bf16_md({count}, dnnl::memory::data_type::bf16,
-                                   dnnl::memory::format_tag::x);
+  const dnnl::memory::desc f32_md(dims, dnnl::memory::data_type::f32, strides);
+  const dnnl::memory::desc bf16_md(dims, dnnl::memory::data_type::bf16, dense);
   dnnl::memory src = Wrap(f32_md, engine, data);
   dnnl::memory dst(bf16_md, engine, out.data());
   dnnl::primitive_attr attr;

@@ -66,6 +66,12 @@ void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
   if (error) std::rethrow_exception(error);
 }
 
+// The strides of [B, heads, rows, cols] seen through `s` (all zero: dense).
+memory::dims StridesOf(const OperandStrides& s, int64_t heads, int64_t rows, int64_t cols) {
+  if (s.dense()) return {heads * rows * cols, rows * cols, cols, 1};
+  return {s.batch, s.head, s.row, 1};
+}
+
 }  // namespace
 
 memory::format_tag KeyTransposedTag(bool bf16) {
@@ -78,9 +84,6 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
   const AttentionDims& d = in.dims;
   if (in.bf16_compute && !prepared.keys_transposed) {
     return absl::InternalError("bf16 compute reads K transposed");
-  }
-  if (in.bf16_compute && (!in.query_strides.dense() || !in.value_strides.dense())) {
-    return absl::InternalError("bf16 compute needs dense query and value (see MakeDense)");
   }
   if (!prepared.keys_transposed) return absl::OkStatus();  // f32 K, Q and V read in place
   try {
@@ -95,10 +98,12 @@ absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& ke
     if (in.bf16_compute) {
       // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
       // every bf16 score tile.
-      prepared.query =
-          ToBFloat16(in.query, d.batch * d.heads * d.q_len * d.head_dim, in.scale, engine);
+      prepared.query = ToBFloat16(in.query, {d.batch, d.heads, d.q_len, d.head_dim},
+                                  StridesOf(in.query_strides, d.heads, d.q_len, d.head_dim),
+                                  in.scale, engine);
       prepared.value =
-          ToBFloat16(in.value, d.batch * d.kv_heads * d.kv_len * d.value_dim, 1.0f, engine);
+          ToBFloat16(in.value, {d.batch, d.kv_heads, d.kv_len, d.value_dim},
+                     StridesOf(in.value_strides, d.kv_heads, d.kv_len, d.value_dim), 1.0f, engine);
       prepared.key_t_bf16.reset(new uint16_t[key_elements]);  // no zeroing: all overwritten
       TransposeKeys(in, key_strides, type, head_bytes, prepared.key_t_bf16.get(), cache, engine);
     } else {

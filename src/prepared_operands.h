@@ -7,11 +7,11 @@
 // gemm:jit, in f32 about half as fast, in bf16 over 10x slower. In that layout the keys
 // [k, k + w) from any multiple of 64 k are themselves a [D, w] matrix of the layout, so a
 // matmul reads any run of keys in place, as wide as the keys it needs (causal blocks end on the
-// diagonal), with no copy inside brgemm either. Or, for units of few query rows (decode), K is
-// read in place (f32 only): the engine then computes S^T = K Q^T with a transposed copy of the
-// few Q rows instead, which spares a whole pass over K. For bf16 compute, Q and V are dense
-// bf16 copies too; for f32 they are read in place. Plain data; not thread-safe to fill,
-// read-only after.
+// diagonal). Or, for units of few query rows (decode), K is read in place (f32 only): the
+// engine then computes S^T = K Q^T with a transposed copy of the few Q rows instead, which
+// spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
+// any strides; for f32 they are read in place. Plain data; not thread-safe to fill, read-only
+// after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
@@ -40,14 +40,13 @@ struct PreparedOperands {
   int64_t key_t_block = 0;      // elements of one block of kKeyBlock keys in it
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
-  std::vector<uint16_t> query;             // bf16 compute: scale * Q (the scale folded in)
-  std::vector<uint16_t> value;             // bf16 compute
+  std::vector<uint16_t> query;             // bf16 compute: scale * Q [B,H,Sq,D], dense
+  std::vector<uint16_t> value;             // bf16 compute: V [B,Hkv,Sk,Dv], dense
 };
 
 // Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
 // kKeyBlock or Sk) from `in`, K seen through `key_strides` (resolved: never all zero). INTERNAL
-// for bf16 compute with K not transposed or a strided Q or V (MakeDense them first), or when
-// oneDNN fails.
+// for bf16 compute with K not transposed, or when oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,
                              PrimitiveCache& cache, const dnnl::engine& engine,
                              PreparedOperands& prepared);
