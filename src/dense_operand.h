@@ -1,10 +1,10 @@
-// Dense copies of strided operands for the attention engine's K^T path. oneDNN 2.6's brgemm
-// matmul reads only dense matrices: a strided V (a projection's [B,S,H*D] output seen head by
-// head, as MultiHeadAttention passes it) as P V's weights runs gemm:jit at about half speed, and
-// every block of query rows reads all of its head's V, so one copy per call (a pass over V)
-// costs far less. For bf16 compute, Q is copied dense too, since its bf16 copy is made from a
-// dense Q. (In f32 a strided Q is copied a block of rows at a time instead: each is read once.)
-// Plain functions; thread-safe.
+// Dense copies of strided operands for the attention engine's f32 K^T path. oneDNN 2.6's
+// brgemm matmul reads only dense matrices: a strided V (a projection's [B,S,H*D] output seen
+// head by head, as MultiHeadAttention passes it) as P V's weights runs gemm:jit at about half
+// speed, and every block of query rows reads all of its head's V, so one copy per call (a pass
+// over V) costs far less. (A strided Q is copied a block of rows at a time instead: each is
+// read once. In bf16 the bf16 copies of Q and V are made from any strides.) Plain functions;
+// thread-safe.
 #ifndef ATTNSERVE_SRC_DENSE_OPERAND_H_
 #define ATTNSERVE_SRC_DENSE_OPERAND_H_
 
