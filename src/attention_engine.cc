@@ -50,11 +50,6 @@ constexpr int kMaskArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
 // of K and V would cost another pass over both and save nothing.
 constexpr int64_t kFewRows = 32;
 
-OperandStrides Resolve(const OperandStrides& given, int64_t heads, int64_t rows, int64_t cols) {
-  if (!given.dense()) return given;
-  return {.batch = heads * rows * cols, .head = rows * cols, .row = cols};
-}
-
 // Where every operand lives, and how query rows are grouped into units of work.
 struct Layout {
   OperandStrides q, k, v, o;
@@ -64,10 +59,10 @@ struct Layout {
 
   Layout(const AttentionInputs& in, const AttentionOutputs& out) {
     const AttentionDims& d = in.dims;
-    q = Resolve(in.query_strides, d.heads, d.q_len, d.head_dim);
-    k = Resolve(in.key_strides, d.kv_heads, d.kv_len, d.head_dim);
-    v = Resolve(in.value_strides, d.kv_heads, d.kv_len, d.value_dim);
-    o = Resolve(out.output_strides, d.heads, d.q_len, d.value_dim);
+    q = in.query_strides.Resolved(d.heads, d.q_len, d.head_dim);
+    k = in.key_strides.Resolved(d.kv_heads, d.kv_len, d.head_dim);
+    v = in.value_strides.Resolved(d.kv_heads, d.kv_len, d.value_dim);
+    o = out.output_strides.Resolved(d.heads, d.q_len, d.value_dim);
     merge_group_heads = q.head == d.q_len * q.row && o.head == d.q_len * o.row;
     units_per_batch = merge_group_heads ? d.kv_heads : d.heads;
     rows_per_unit = merge_group_heads ? d.group_size() * d.q_len : d.q_len;

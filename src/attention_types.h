@@ -59,6 +59,12 @@ struct OperandStrides {
   int64_t row = 0;
 
   bool dense() const { return batch == 0 && head == 0 && row == 0; }
+  // These strides, or when all zero those of dense row-major [B, heads, rows, cols].
+  OperandStrides Resolved(int64_t heads, int64_t rows, int64_t cols) const {
+    if (!dense()) return *this;
+    return {.batch = heads * rows * cols, .head = rows * cols, .row = cols};
+  }
+  bool operator==(const OperandStrides&) const = default;
 };
 
 // f32 inputs: query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv], dense row-major unless

@@ -11,11 +11,8 @@ using dnnl::memory;
 absl::Status MakeDense(int64_t batch, int64_t heads, int64_t rows, int64_t cols,
                        const float*& data, OperandStrides& strides, PrimitiveCache& cache,
                        const dnnl::engine& engine, std::unique_ptr<float[]>& copy) {
-  const OperandStrides& s = strides;
-  if (s.dense() ||
-      (s.row == cols && s.head == rows * cols && s.batch == heads * rows * cols)) {
-    return absl::OkStatus();
-  }
+  const OperandStrides s = strides.Resolved(heads, rows, cols);
+  if (s == OperandStrides{}.Resolved(heads, rows, cols)) return absl::OkStatus();
   const memory::dims dims = {batch, heads, rows, cols};
   const memory::desc from_md(dims, memory::data_type::f32,
                              memory::dims{s.batch, s.head, s.row, 1});

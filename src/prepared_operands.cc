@@ -68,8 +68,8 @@ void TransposeKeys(const AttentionInputs& in, const OperandStrides& k, dt type,
 
 // The strides of [B, heads, rows, cols] seen through `s` (all zero: dense).
 memory::dims StridesOf(const OperandStrides& s, int64_t heads, int64_t rows, int64_t cols) {
-  if (s.dense()) return {heads * rows * cols, rows * cols, cols, 1};
-  return {s.batch, s.head, s.row, 1};
+  const OperandStrides r = s.Resolved(heads, rows, cols);
+  return {r.batch, r.head, r.row, 1};
 }
 
 }  // namespace
