@@ -4,11 +4,9 @@
 // attnserve's (--intra_op_threads, --share_threads, --workers with the server's defaults, so the
 // OpenMP threads per request match), with no gRPC, no serialization and no network.
 // bench/server_overhead.sh compares the two.
-#include <algorithm>
 #include <future>
 #include <iostream>
 #include <string>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -46,21 +44,17 @@ int main(int argc, char** argv) {
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
   if (!options.ok()) return Usage(std::string(options.status().message()));
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  int threads = absl::GetFlag(FLAGS_intra_op_threads);
-  int workers = absl::GetFlag(FLAGS_workers);
-  if (workers < 0 || threads < 0) return Usage("--workers and --intra_op_threads must be >= 0");
-  if (threads == 0) threads = cores;
-  if (workers == 0) workers = threads;
+  absl::StatusOr<attn::Executor::Options> threads = attn::Executor::OptionsFromFlags(
+      absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_intra_op_threads),
+      absl::GetFlag(FLAGS_share_threads));
+  if (!threads.ok()) return Usage(std::string(threads.status().message()));
 
   attn::KeepFreedMemoryForReuse();  // as attnserve does
   const attn::ServerOptions server;  // attnserve's defaults for the limits and the cache
   const attn::AttendLimits limits{.max_elements = server.max_elements,
                                   .max_message_bytes = server.max_message_bytes};
   const attn::AttentionEngine engine({.primitive_cache_capacity = server.primitive_cache_capacity});
-  attn::Executor executor({.workers = workers,
-                           .intra_op_threads = threads,
-                           .share_threads = absl::GetFlag(FLAGS_share_threads)});
+  attn::Executor executor(*threads);
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
   const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
     // Like a gRPC call: the client's own request, a fresh response, computed on a worker.

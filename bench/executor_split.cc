@@ -95,7 +95,7 @@ std::pair<double, double> Measure(const attn::AttentionEngine& engine, const Sha
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int cores = attn::Executor::Cores();
   const int concurrency = absl::GetFlag(FLAGS_concurrency);
   const std::vector<Shape> shapes = {
       {"small (1,12,128,128,64)", {1, 12, 12, 128, 128, 64, 64}, 2000},

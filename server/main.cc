@@ -3,11 +3,9 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -100,16 +98,13 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(level);
 
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
   attn::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
-  options.intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
-  if (options.intra_op_threads == 0) options.intra_op_threads = cores;
-  if (options.intra_op_threads < 1) return Fail("--intra_op_threads must be >= 0");
-  options.share_threads = absl::GetFlag(FLAGS_share_threads);
-  options.workers = absl::GetFlag(FLAGS_workers);
-  if (options.workers == 0) options.workers = options.intra_op_threads;
-  if (options.workers < 1) return Fail("--workers must be >= 0");
+  absl::StatusOr<attn::Executor::Options> executor = attn::Executor::OptionsFromFlags(
+      absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_intra_op_threads),
+      absl::GetFlag(FLAGS_share_threads));
+  if (!executor.ok()) return Fail(std::string(executor.status().message()));
+  options.executor = *executor;
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
   if (options.max_message_bytes < 1 || options.max_elements < 1) {
@@ -151,10 +146,10 @@ int main(int argc, char** argv) {
                      .Add("address", options.address)
                      .Add("port", port)
                      .Add("http_port", (*server)->http_port())
-                     .Add("workers", options.workers)
-                     .Add("intra_op_threads", options.intra_op_threads)
-                     .Add("share_threads", options.share_threads)
-                     .Add("cores", cores));
+                     .Add("workers", options.executor.workers)
+                     .Add("intra_op_threads", options.executor.intra_op_threads)
+                     .Add("share_threads", options.executor.share_threads)
+                     .Add("cores", attn::Executor::Cores()));
   // Port files are written then renamed, so a reader never sees a partial file; the HTTP one
   // first, so that a reader of the gRPC one finds both.
   const std::pair<std::string, int> port_files[] = {

@@ -24,16 +24,15 @@ constexpr absl::Duration kDrainQuietPeriod = absl::Seconds(1);
 
 AttentionServer::AttentionServer(const ServerOptions& options)
     : options_(options),
-      executor_({.workers = options.workers,
-                 .intra_op_threads = options.intra_op_threads,
-                 .share_threads = options.share_threads}),
+      executor_(options.executor),
       engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
       layer_(engine_, options.primitive_cache_capacity),
       registry_(options.max_weights_bytes),
       service_(engine_, layer_, registry_, executor_,
                {.max_elements = options.max_elements,
                 .max_message_bytes = options.max_message_bytes},
-               {.max_inflight = options.max_inflight > 0 ? options.max_inflight : options.workers,
+               {.max_inflight = options.max_inflight > 0 ? options.max_inflight
+                                                 : options.executor.workers,
                 .max_queue = options.max_queue,
                 .memory_budget_bytes = options.memory_budget_bytes}) {}
 

@@ -24,9 +24,7 @@ namespace attn {
 
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";  // port 0 picks a free port
-  int workers = 1;                               // requests computing at once
-  int intra_op_threads = 2;                      // OpenMP threads, the most per request
-  bool share_threads = false;                    // see Executor::Options
+  Executor::Options executor = {.workers = 1, .intra_op_threads = 2};  // see Executor::Options
   int64_t max_message_bytes = 64 << 20;
   int64_t max_elements = int64_t{1} << 26;
   size_t primitive_cache_capacity = 256;

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
 namespace attn {
 namespace {
 
@@ -17,6 +20,25 @@ struct Computing {
 thread_local Computing computing;
 
 }  // namespace
+
+absl::StatusOr<Executor::Options> Executor::OptionsFromFlags(int workers, int intra_op_threads,
+                                                            bool share_threads) {
+  for (const auto& [flag, value] :
+       {std::pair{"--intra_op_threads", intra_op_threads}, std::pair{"--workers", workers}}) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " = ", value, "; must be >= 0"));
+    }
+  }
+  Options options{
+      .workers = workers, .intra_op_threads = intra_op_threads, .share_threads = share_threads};
+  if (options.intra_op_threads == 0) options.intra_op_threads = Cores();
+  if (options.workers == 0) options.workers = options.intra_op_threads;
+  return options;
+}
+
+int Executor::Cores() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 Executor::Executor(Options options)
     : options_(options), wake_(options.workers), free_threads_(options.intra_op_threads) {

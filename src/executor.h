@@ -18,8 +18,9 @@
 #include <thread>
 #include <vector>
 
-#include "absl/functional/any_invocable.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 
 namespace attn {
 
@@ -30,6 +31,13 @@ class Executor {
     int intra_op_threads = 1;
     bool share_threads = false;
   };
+
+  // Options as attnserve's flags give them: intra_op_threads 0 = the machine's cores, workers
+  // 0 = intra_op_threads. InvalidArgument naming the flag when one is negative.
+  static absl::StatusOr<Options> OptionsFromFlags(int workers, int intra_op_threads,
+                                                  bool share_threads);
+  // The cores this machine has (at least 1).
+  static int Cores();
 
   explicit Executor(Options options);
   ~Executor();

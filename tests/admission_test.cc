@@ -46,7 +46,7 @@ void ExpectServesGoodRequest(pb::AttentionService::Stub& stub) {
 
 TEST(AdmissionTest, FullServerRefusesAtOnce) {
   ServerOptions options = LoopbackTestOptions();
-  options.workers = 1;
+  options.executor.workers = 1;
   options.max_inflight = 1;
   options.max_queue = 1;
   options.max_message_bytes = 64 << 20;
@@ -99,8 +99,7 @@ int64_t RecordedDeadlines() {
 
 TEST(AdmissionTest, ExpiredRequestStopsBetweenChunks) {
   ServerOptions options = LoopbackTestOptions();
-  options.workers = 1;
-  options.intra_op_threads = 1;
+  options.executor = {.workers = 1, .intra_op_threads = 1};
   options.max_message_bytes = 64 << 20;
   options.max_elements = 1 << 24;
   TestServer server = StartTestServer(options);

@@ -423,8 +423,7 @@ TEST_F(AttentionServiceTest, RejectsEmptyRequest) {
 TEST(AttentionServerShutdownTest, InFlightCallsFinishDuringGracefulShutdown) {
   ServerOptions options;
   options.address = "127.0.0.1:0";
-  options.workers = 1;
-  options.intra_op_threads = 1;
+  options.executor = {.workers = 1, .intra_op_threads = 1};
   auto server = AttentionServer::Start(options).value();
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server->port()),
                                      grpc::InsecureChannelCredentials());

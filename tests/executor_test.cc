@@ -1,15 +1,17 @@
 // Tests of src/executor: every task runs, FIFO with one worker, the destructor drains, workers
 // run concurrently, each worker's OpenMP thread count is the configured one, and shared threads
 // go whole to a lone task, make later tasks wait while it holds them all, and are divided
-// between tasks starting together.
+// between tasks starting together; and the options attnserve's thread flags resolve to.
 #include "src/executor.h"
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -176,6 +178,32 @@ TEST(ExecutorTest, QueueDepthCountsWaitingTasks) {
   EXPECT_EQ(executor.queue_depth(), 2u);
   EXPECT_EQ(executor.workers(), 1);
   release.set_value();
+}
+
+TEST(ExecutorOptionsTest, ZeroFlagsMeanTheCoresAndOneWorkerPerThread) {
+  EXPECT_EQ(Executor::Cores(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  const Executor::Options options = Executor::OptionsFromFlags(0, 0, true).value();
+  EXPECT_EQ(options.intra_op_threads, Executor::Cores());
+  EXPECT_EQ(options.workers, Executor::Cores());
+  EXPECT_TRUE(options.share_threads);
+
+  const Executor::Options fixed = Executor::OptionsFromFlags(0, 3, false).value();
+  EXPECT_EQ(fixed.intra_op_threads, 3);
+  EXPECT_EQ(fixed.workers, 3);
+  EXPECT_FALSE(fixed.share_threads);
+
+  const Executor::Options given = Executor::OptionsFromFlags(5, 2, false).value();
+  EXPECT_EQ(given.workers, 5);
+  EXPECT_EQ(given.intra_op_threads, 2);
+}
+
+TEST(ExecutorOptionsTest, NegativeFlagsAreRefusedByName) {
+  const absl::Status threads = Executor::OptionsFromFlags(1, -2, false).status();
+  EXPECT_EQ(threads.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(threads.message(), "--intra_op_threads = -2; must be >= 0");
+  const absl::Status workers = Executor::OptionsFromFlags(-1, 2, false).status();
+  EXPECT_EQ(workers.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(workers.message(), "--workers = -1; must be >= 0");
 }
 
 }  // namespace

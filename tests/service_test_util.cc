@@ -13,8 +13,7 @@ namespace attn {
 ServerOptions LoopbackTestOptions() {
   ServerOptions options;
   options.address = "127.0.0.1:0";
-  options.workers = 2;
-  options.intra_op_threads = 1;
+  options.executor = {.workers = 2, .intra_op_threads = 1};
   options.max_elements = 1 << 20;
   options.max_message_bytes = 8 << 20;
   return options;
