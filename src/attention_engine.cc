@@ -56,7 +56,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
     }
     layout = Layout(in, outputs);
   }
-  if (absl::Status status = PrepareOperands(in, layout.k, cache_, engine_, prepared);
+  if (absl::Status status = PrepareOperands(in, layout, prepared);
       !status.ok()) {
     return status;
   }

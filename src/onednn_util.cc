@@ -16,28 +16,6 @@ dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, cons
   return dnnl::memory(md, engine, const_cast<void*>(data));
 }
 
-std::vector<uint16_t> ToBFloat16(const float* data, const dnnl::memory::dims& dims,
-                                 const dnnl::memory::dims& strides, float scale,
-                                 const dnnl::engine& engine) {
-  dnnl::memory::dims dense(dims.size());
-  int64_t count = 1;
-  for (size_t i = dims.size(); i-- > 0;) {
-    dense[i] = count;
-    count *= dims[i];
-  }
-  std::vector<uint16_t> out(count);
-  const dnnl::memory::desc f32_md(dims, dnnl::memory::data_type::f32, strides);
-  const dnnl::memory::desc bf16_md(dims, dnnl::memory::data_type::bf16, dense);
-  dnnl::memory src = Wrap(f32_md, engine, data);
-  dnnl::memory dst(bf16_md, engine, out.data());
-  dnnl::primitive_attr attr;
-  if (scale != 1.0f) attr.set_output_scales(0, {scale});
-  dnnl::stream stream(engine);
-  dnnl::reorder(dnnl::reorder::primitive_desc(src, dst, attr)).execute(stream, src, dst);
-  stream.wait();
-  return out;
-}
-
 dnnl::primitive_attr UserScratchpadAttr() {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);

@@ -22,12 +22,6 @@ inline dnnl::memory::desc RowMajor(int64_t rows, int64_t cols) {
 // A oneDNN memory over a caller's buffer (oneDNN never writes inputs).
 dnnl::memory Wrap(const dnnl::memory::desc& md, const dnnl::engine& engine, const void* data);
 
-// The f32 tensor of `dims` at `data`, its elements `strides` apart, times `scale`, rounded to
-// bfloat16 (nearest even) and laid out dense row-major, by a oneDNN reorder.
-std::vector<uint16_t> ToBFloat16(const float* data, const dnnl::memory::dims& dims,
-                                 const dnnl::memory::dims& strides, float scale,
-                                 const dnnl::engine& engine);
-
 // Attributes with a user-managed scratchpad: oneDNN's library-managed scratchpad may be shared
 // between primitives, which corrupts results when they run concurrently.
 dnnl::primitive_attr UserScratchpadAttr();

@@ -13,6 +13,9 @@
 #include <cstring>
 #include <limits>
 
+#include "src/bf16_avx512.h"
+#include "src/cpu_features.h"
+
 namespace attn {
 namespace {
 
@@ -76,25 +79,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Exp512(__m512
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
-}
-
-// The bfloat16 of 16 finite floats, rounded to nearest even, stored to out (lanes of `lanes`):
-// with AVX512_BF16's conversion instruction when kNativeBf16 (written as assembly, so that only
-// that instantiation may use it), else by integer rounding.
-template <bool kNativeBf16>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void StoreBf16(__m512 x,
-                                                                           __mmask16 lanes,
-                                                                           uint16_t* out) {
-  if constexpr (kNativeBf16) {
-    __m256i bf16;
-    asm("vcvtneps2bf16 %1, %0" : "=v"(bf16) : "v"(x));
-    _mm256_mask_storeu_epi16(out, lanes, bf16);
-  } else {
-    __m512i bits = _mm512_castps_si512(x);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    bits = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
-    _mm512_mask_cvtepi32_storeu_epi16(out, lanes, _mm512_srli_epi32(bits, 16));
-  }
 }
 
 // The AVX-512 step (F, BW, VL); kNativeBf16 needs AVX512_BF16 too.
@@ -171,13 +155,6 @@ void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
                                  uint16_t* probs_bf16) {
   Avx512Step<true>(scores, rows, width, row_keys, state, probs_bf16);
 }
-
-bool CpuHasAvx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-}
-
-bool CpuHasAvx512Bf16() { return CpuHasAvx512() && __builtin_cpu_supports("avx512bf16"); }
 
 OnlineSoftmaxStepFn BestOnlineSoftmaxStep() {
   if (CpuHasAvx512Bf16()) return OnlineSoftmaxStepAvx512Bf16;

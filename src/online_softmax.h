@@ -39,11 +39,6 @@ void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
                                  const int64_t* row_keys, const OnlineSoftmaxState& state,
                                  uint16_t* probs_bf16);
 
-// Whether this CPU runs OnlineSoftmaxStepAvx512 (AVX-512 F, BW and VL).
-bool CpuHasAvx512();
-// Whether this CPU runs OnlineSoftmaxStepAvx512Bf16 (those and AVX512_BF16).
-bool CpuHasAvx512Bf16();
-
 // The fastest step this CPU runs: OnlineSoftmaxStepAvx512Bf16, OnlineSoftmaxStepAvx512 or
 // OnlineSoftmaxStepScalar.
 OnlineSoftmaxStepFn BestOnlineSoftmaxStep();

@@ -101,13 +101,13 @@ class PieceRunner {
     const int64_t q_at = piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
     const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
     const bool bf16 = in_.bf16_compute;
-    const void* q = bf16 ? static_cast<const void*>(prepared_.query.data() + q_at)
+    const void* q = bf16 ? static_cast<const void*>(prepared_.query.get() + q_at)
                     : copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
                                        : in_.query + q_at;
     const Operands ops = {
         .q = q,
         .k = KeysOf(piece),
-        .v = bf16 ? static_cast<const void*>(prepared_.value.data() + v_at) : in_.value + v_at,
+        .v = bf16 ? static_cast<const void*>(prepared_.value.get() + v_at) : in_.value + v_at,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
     if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
     RunTiles(piece, ops);

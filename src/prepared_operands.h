@@ -21,8 +21,8 @@
 
 #include "absl/status/status.h"
 #include "dnnl.hpp"
+#include "src/attention_layout.h"
 #include "src/attention_types.h"
-#include "src/primitive_cache.h"
 
 namespace attn {
 
@@ -40,15 +40,15 @@ struct PreparedOperands {
   int64_t key_t_block = 0;      // elements of one block of kKeyBlock keys in it
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
-  std::vector<uint16_t> query;             // bf16 compute: scale * Q [B,H,Sq,D], dense
-  std::vector<uint16_t> value;             // bf16 compute: V [B,Hkv,Sk,Dv], dense
+  std::unique_ptr<uint16_t[]> query;       // bf16 compute: scale * Q [B,H,Sq,D], dense
+  std::unique_ptr<uint16_t[]> value;       // bf16 compute: V [B,Hkv,Sk,Dv], dense
 };
 
 // Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
-// kKeyBlock or Sk) from `in`, K seen through `key_strides` (resolved: never all zero). INTERNAL
-// for bf16 compute with K not transposed, or when oneDNN fails.
-absl::Status PrepareOperands(const AttentionInputs& in, const OperandStrides& key_strides,
-                             PrimitiveCache& cache, const dnnl::engine& engine,
+// kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
+// (operand_copies.h), the calling thread's OpenMP threads sharing the heads. INTERNAL for bf16
+// compute with K not transposed, or when oneDNN fails.
+absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared);
 
 }  // namespace attn

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "src/cpu_features.h"
 
 namespace attn {
 namespace {

@@ -1,0 +1,185 @@
+// K^T in the blocked layout and bf16 rows, scalar and AVX-512 (see operand_copies.h).
+#include "src/operand_copies.h"
+
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_ps(), which
+// -Wmaybe-uninitialized reports as used uninitialised (a false positive of those headers).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "src/bf16_avx512.h"
+#include "src/cpu_features.h"
+#include "src/dtype.h"
+
+namespace attn {
+namespace {
+
+constexpr int64_t kKeysPerBlock = 64;
+
+// Where 32-bit units go: both layouts are [16 unit rows][64 keys] blocks of 32-bit units once
+// a bf16 pair of rows counts as one unit.
+struct UnitLayout {
+  static constexpr int64_t rows_per_block = 16;
+  int64_t padded_rows;
+  int64_t row_block_stride;  // in units
+  int64_t key_block_stride;  // in units
+
+  int64_t Offset(int64_t row, int64_t key) const {
+    return key / kKeysPerBlock * key_block_stride + row / rows_per_block * row_block_stride +
+           row % rows_per_block * kKeysPerBlock + key % kKeysPerBlock;
+  }
+};
+
+// dst (from key block `first_key` / 64 on, keys [first_key, first_key + keys_to_write)) =
+// the transpose of the `keys` x `rows` units at src (rows `stride` apart; row i is key
+// first_key + i), zero past `keys` and past `rows` up to the layout's padded rows.
+void TransposeUnitsScalar(const uint32_t* src, int64_t keys, int64_t rows, int64_t stride,
+                          int64_t first_key, int64_t keys_to_write, const UnitLayout& layout,
+                          uint32_t* dst) {
+  for (int64_t r = 0; r < layout.padded_rows; ++r) {
+    for (int64_t i = 0; i < keys_to_write; ++i) {
+      dst[layout.Offset(r, first_key + i)] = i < keys && r < rows ? src[i * stride + r] : 0;
+    }
+  }
+}
+
+// The transpose of 16 x 16 32-bit units in place: rows[i] lane j becomes rows[j] lane i.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Transpose16x16(__m512i* rows) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(rows[i], rows[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(rows[i], rows[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    rows[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    rows[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    rows[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    rows[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Each 128-bit lane now holds a 4 x 4 block transposed; move the blocks.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(rows[i], rows[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(rows[i], rows[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_i32x4(rows[i + 8], rows[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(rows[i + 8], rows[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 8; ++i) {
+    rows[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    rows[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+
+// TransposeUnitsScalar, 16 keys by 16 unit rows at a time (keys_to_write a multiple of 16).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void TransposeUnitsAvx512(
+    const uint32_t* src, int64_t keys, int64_t rows, int64_t stride, int64_t first_key,
+    int64_t keys_to_write, const UnitLayout& layout, uint32_t* dst) {
+  __m512i block[16];
+  for (int64_t k0 = 0; k0 < keys_to_write; k0 += 16) {
+    for (int64_t r0 = 0; r0 < layout.padded_rows; r0 += 16) {
+      const int64_t live_rows = std::clamp<int64_t>(rows - r0, 0, 16);
+      const __mmask16 lanes = static_cast<__mmask16>((1u << live_rows) - 1);
+      for (int64_t i = 0; i < 16; ++i) {
+        block[i] = k0 + i < keys ? _mm512_maskz_loadu_epi32(lanes, src + (k0 + i) * stride + r0)
+                                 : _mm512_setzero_si512();
+      }
+      Transpose16x16(block);
+      const int64_t out_rows = std::min<int64_t>(16, layout.padded_rows - r0);
+      for (int64_t j = 0; j < out_rows; ++j) {
+        _mm512_storeu_si512(dst + layout.Offset(r0 + j, first_key + k0), block[j]);
+      }
+    }
+  }
+}
+
+void TransposeUnits(const uint32_t* src, int64_t keys, int64_t rows, int64_t stride,
+                    int64_t first_key, int64_t keys_to_write, const UnitLayout& layout,
+                    uint32_t* dst, CopyKernel kernel) {
+  if (kernel == CopyKernel::kScalar) {
+    TransposeUnitsScalar(src, keys, rows, stride, first_key, keys_to_write, layout, dst);
+  } else {
+    TransposeUnitsAvx512(src, keys, rows, stride, first_key, keys_to_write, layout, dst);
+  }
+}
+
+template <bool kNativeBf16>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void ConvertRowsAvx512(
+    const float* in, int64_t rows, int64_t cols, int64_t in_stride, float scale, uint16_t* out,
+    int64_t out_stride) {
+  const __m512 factor = _mm512_set1_ps(scale);
+  const int64_t full = cols / 16 * 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (cols - full)) - 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in + r * in_stride;
+    uint16_t* y = out + r * out_stride;
+    for (int64_t c = 0; c < full; c += 16) {
+      StoreBf16<kNativeBf16>(_mm512_mul_ps(_mm512_loadu_ps(x + c), factor), 0xFFFF, y + c);
+    }
+    if (tail != 0) {
+      StoreBf16<kNativeBf16>(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + full), factor), tail,
+                             y + full);
+    }
+  }
+}
+
+}  // namespace
+
+CopyKernel BestCopyKernel() {
+  if (CpuHasAvx512Bf16()) return CopyKernel::kAvx512Bf16;
+  return CpuHasAvx512() ? CopyKernel::kAvx512 : CopyKernel::kScalar;
+}
+
+void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, float* key_t, CopyKernel kernel) {
+  static_assert(sizeof(float) == sizeof(uint32_t));
+  const UnitLayout units = {.padded_rows = layout.padded_rows,
+                            .row_block_stride = layout.row_block_stride,
+                            .key_block_stride = layout.key_block_stride};
+  // Floats copied as their bits: the same 32 bits either way, NaN payloads included.
+  TransposeUnits(reinterpret_cast<const uint32_t*>(key), keys, dim, row_stride, 0,
+                 layout.padded_keys, units, reinterpret_cast<uint32_t*>(key_t), kernel);
+}
+
+void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel) {
+  // Per block of 64 keys: its rows in bf16, two adjacent rows of D forming one 32-bit unit (an
+  // odd D's last unit padded with a zero), then those units transposed.
+  const int64_t pairs = (dim + 1) / 2;
+  const UnitLayout units = {.padded_rows = layout.padded_rows / 2,
+                            .row_block_stride = layout.row_block_stride / 2,
+                            .key_block_stride = layout.key_block_stride / 2};
+  std::vector<uint32_t> staged(kKeysPerBlock * pairs, 0);
+  auto* staged_bf16 = reinterpret_cast<uint16_t*>(staged.data());
+  for (int64_t first = 0; first < layout.padded_keys; first += kKeysPerBlock) {
+    const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeysPerBlock);
+    ConvertRowsToBf16(key + first * row_stride, block_keys, dim, row_stride, 1.0f, staged_bf16,
+                      2 * pairs, kernel);
+    TransposeUnits(staged.data(), block_keys, pairs, pairs, first, kKeysPerBlock, units,
+                   reinterpret_cast<uint32_t*>(key_t), kernel);
+  }
+}
+
+void ConvertRowsToBf16(const float* in, int64_t rows, int64_t cols, int64_t in_stride,
+                       float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel) {
+  switch (kernel) {
+    case CopyKernel::kAvx512Bf16:
+      ConvertRowsAvx512<true>(in, rows, cols, in_stride, scale, out, out_stride);
+      return;
+    case CopyKernel::kAvx512:
+      ConvertRowsAvx512<false>(in, rows, cols, in_stride, scale, out, out_stride);
+      return;
+    case CopyKernel::kScalar:
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+          out[r * out_stride + c] = FloatToBFloat16(scale * in[r * in_stride + c]);
+        }
+      }
+      return;
+  }
+}
+
+}  // namespace attn

@@ -1,0 +1,45 @@
+// Copies of attention operands in the layouts the engine's matmuls read: one head's K^T in
+// oneDNN's blocked weights layout (f32 or bf16), and rows of Q or V as dense bfloat16 (times a
+// scale). They replace per-head oneDNN reorders, whose fixed cost per call (a few microseconds)
+// outweighed the copying itself on small heads. Three kernels with identical results, chosen by
+// the CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code
+// (bfloat16 rounded to nearest even, NaN kept a quiet NaN). Pure functions; thread-safe.
+#ifndef ATTNSERVE_SRC_OPERAND_COPIES_H_
+#define ATTNSERVE_SRC_OPERAND_COPIES_H_
+
+#include <cstdint>
+
+namespace attn {
+
+enum class CopyKernel { kScalar, kAvx512, kAvx512Bf16 };
+
+// The fastest kernel this CPU runs.
+CopyKernel BestCopyKernel();
+
+// Where each element of one head's K^T [D, Sk] lives in the blocked layout (BA16a64b; bf16
+// BA16a64b2a), as oneDNN's memory desc of it says. Row d (of D) and key k sit in the block of
+// 64 keys k / 64 and of 16 rows d / 16 (bf16: 32 rows, d / 32); inside it, f32 is
+// [16 rows][64 keys] and bf16 [16 pairs of rows][64 keys][2], a pair's two rows side by side.
+// Padding (rows past D, keys past Sk) is zero.
+struct KeyTransposedLayout {
+  int64_t padded_rows = 0;       // D rounded up to whole blocks of rows
+  int64_t padded_keys = 0;       // Sk rounded up to whole blocks of 64 keys
+  int64_t row_block_stride = 0;  // elements from one block of rows to the next
+  int64_t key_block_stride = 0;  // elements from one block of 64 keys to the next
+};
+
+// key_t = K^T, padding included, of the `keys` x `dim` matrix at `key` (rows `row_stride`
+// apart), in f32 or in bf16.
+void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, float* key_t, CopyKernel kernel);
+void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel);
+
+// out = bfloat16(scale * x) for the `rows` x `cols` matrix x at `in` (rows `in_stride` apart),
+// rows `out_stride` apart.
+void ConvertRowsToBf16(const float* in, int64_t rows, int64_t cols, int64_t in_stride,
+                       float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel);
+
+}  // namespace attn
+
+#endif  // ATTNSERVE_SRC_OPERAND_COPIES_H_

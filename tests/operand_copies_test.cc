@@ -1,0 +1,132 @@
+// Tests of src/operand_copies, every kernel this CPU runs (scalar, AVX-512, AVX-512 with
+// AVX512_BF16): K^T in the blocked layout must be bit for bit what oneDNN's own reorder writes
+// for the same desc (f32 and bf16, padding included), for key counts and head dims off the
+// block sizes and strided rows; bf16 rows must be FloatToBFloat16(scale * x) exactly, for
+// ties, infinities, NaN and column counts off multiples of 16.
+#include "src/operand_copies.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dnnl.hpp"
+#include "gtest/gtest.h"
+#include "src/cpu_features.h"
+#include "src/dtype.h"
+#include "src/prepared_operands.h"
+
+namespace attn {
+namespace {
+
+std::vector<std::pair<std::string, CopyKernel>> Kernels() {
+  std::vector<std::pair<std::string, CopyKernel>> kernels = {{"scalar", CopyKernel::kScalar}};
+  if (CpuHasAvx512()) kernels.push_back({"avx512", CopyKernel::kAvx512});
+  if (CpuHasAvx512Bf16()) kernels.push_back({"avx512_bf16", CopyKernel::kAvx512Bf16});
+  return kernels;
+}
+
+struct KeysCase {
+  int64_t keys, dim, row_stride;
+};
+
+// What oneDNN's reorder writes for K [keys, dim] (rows row_stride apart) into one head's K^T
+// in the blocked layout; `layout` is filled from the same desc.
+std::vector<uint8_t> OneDnnKeyTranspose(const std::vector<float>& key, const KeysCase& c,
+                                        bool bf16, KeyTransposedLayout& layout) {
+  using dnnl::memory;
+  const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const memory::desc from({c.dim, c.keys}, memory::data_type::f32, memory::dims{1, c.row_stride});
+  const memory::desc to({c.dim, c.keys}, bf16 ? memory::data_type::bf16 : memory::data_type::f32,
+                        KeyTransposedTag(bf16));
+  layout = {.padded_rows = to.data.padded_dims[0],
+            .padded_keys = to.data.padded_dims[1],
+            .row_block_stride = to.data.format_desc.blocking.strides[0],
+            .key_block_stride = to.data.format_desc.blocking.strides[1]};
+  std::vector<uint8_t> out(to.get_size(), 0xAB);
+  memory src(from, engine, const_cast<float*>(key.data()));
+  memory dst(to, engine, out.data());
+  dnnl::stream stream(engine);
+  dnnl::reorder(src, dst).execute(stream, src, dst);
+  stream.wait();
+  return out;
+}
+
+TEST(OperandCopiesTest, KeyTransposeMatchesOneDnnReorder) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const KeysCase cases[] = {{1, 1, 1},     {5, 3, 3},     {64, 64, 64},  {65, 64, 70},
+                            {130, 17, 17}, {200, 33, 40}, {128, 128, 384}, {7, 80, 96}};
+  for (const KeysCase& c : cases) {
+    std::vector<float> key(c.keys * c.row_stride);
+    for (float& x : key) x = normal(rng);
+    for (bool bf16 : {false, true}) {
+      KeyTransposedLayout layout;
+      const std::vector<uint8_t> expected = OneDnnKeyTranspose(key, c, bf16, layout);
+      for (const auto& [name, kernel] : Kernels()) {
+        SCOPED_TRACE(name + (bf16 ? " bf16" : " f32") + " keys=" + std::to_string(c.keys) +
+                     " dim=" + std::to_string(c.dim) + " stride=" + std::to_string(c.row_stride));
+        std::vector<uint8_t> got(expected.size(), 0xCD);
+        if (bf16) {
+          TransposeKeys(key.data(), c.keys, c.dim, c.row_stride, layout,
+                        reinterpret_cast<uint16_t*>(got.data()), kernel);
+        } else {
+          TransposeKeys(key.data(), c.keys, c.dim, c.row_stride, layout,
+                        reinterpret_cast<float*>(got.data()), kernel);
+        }
+        EXPECT_EQ(got, expected);
+      }
+    }
+  }
+}
+
+float FromBits(uint32_t bits) {
+  float x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+}
+
+TEST(OperandCopiesTest, Bf16RowsRoundToNearestEvenWithScale) {
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-100.0f, 100.0f);
+  const float special[] = {FromBits(0x3F808000u),  // a tie: rounds down to even
+                           FromBits(0x3F818000u),  // a tie: rounds up to even
+                           FromBits(0x3F808001u),
+                           std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity(),
+                           std::numeric_limits<float>::max(),
+                           std::nanf(""),
+                           -0.0f};
+  for (int64_t cols : {1, 15, 16, 17, 40, 64}) {
+    const int64_t rows = 5, in_stride = cols + 3, out_stride = cols + 2;
+    std::vector<float> in(rows * in_stride);
+    for (float& x : in) x = uniform(rng);
+    for (size_t i = 0; i < std::size(special) && i < in.size(); ++i) in[i * 2] = special[i];
+    for (float scale : {1.0f, 0.125f}) {
+      for (const auto& [name, kernel] : Kernels()) {
+        SCOPED_TRACE(name + " cols=" + std::to_string(cols) + " scale=" + std::to_string(scale));
+        std::vector<uint16_t> out(rows * out_stride, 0x1234);
+        ConvertRowsToBf16(in.data(), rows, cols, in_stride, scale, out.data(), out_stride,
+                          kernel);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < out_stride; ++c) {
+            const uint16_t expected =
+                c < cols ? FloatToBFloat16(scale * in[r * in_stride + c]) : uint16_t{0x1234};
+            ASSERT_EQ(out[r * out_stride + c], expected) << "row " << r << " col " << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OperandCopiesTest, BestKernelFollowsTheCpu) {
+  EXPECT_EQ(BestCopyKernel(), CpuHasAvx512Bf16() ? CopyKernel::kAvx512Bf16
+                              : CpuHasAvx512()   ? CopyKernel::kAvx512
+                                                 : CopyKernel::kScalar);
+}
+
+}  // namespace
+}  // namespace attn
