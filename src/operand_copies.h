@@ -1,9 +1,11 @@
 // Copies of attention operands in the layouts the engine's matmuls read: one head's K^T in
 // oneDNN's blocked weights layout (f32 or bf16), and rows of Q or V as dense bfloat16 (times a
 // scale). They replace per-head oneDNN reorders, whose fixed cost per call (a few microseconds)
-// outweighed the copying itself on small heads. Three kernels with identical results, chosen by
-// the CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code
-// (bfloat16 rounded to nearest even, NaN kept a quiet NaN). Pure functions; thread-safe.
+// outweighed the copying itself on small heads. Three kernels, chosen by the CPU's features:
+// AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code. bfloat16 is rounded
+// to nearest even, NaN kept a quiet NaN; the results are identical except for denormal inputs,
+// which AVX512_BF16's conversion (like oneDNN's own on such CPUs) turns into zero of their sign
+// and the others round. Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_OPERAND_COPIES_H_
 #define ATTNSERVE_SRC_OPERAND_COPIES_H_
 

@@ -36,6 +36,8 @@ void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposed
   ConvertRowsToBf16(in.value + b * l.v.batch + g * l.v.head, d.kv_len, d.value_dim, l.v.row,
                     1.0f, prepared.value.get() + head * d.kv_len * d.value_dim, d.value_dim,
                     kernel);
+  // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
+  // every bf16 score tile.
   for (int64_t h = g * d.group_size(); h < (g + 1) * d.group_size(); ++h) {
     ConvertRowsToBf16(in.query + b * l.q.batch + h * l.q.head, d.q_len, d.head_dim, l.q.row,
                       in.scale, prepared.query.get() + (b * d.heads + h) * d.q_len * d.head_dim,
