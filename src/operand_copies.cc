@@ -18,8 +18,6 @@
 namespace attn {
 namespace {
 
-constexpr int64_t kKeysPerBlock = 64;
-
 // Where 32-bit units go: both layouts are [16 unit rows][64 keys] blocks of 32-bit units once
 // a bf16 pair of rows counts as one unit.
 struct UnitLayout {
@@ -29,8 +27,8 @@ struct UnitLayout {
   int64_t key_block_stride;  // in units
 
   int64_t Offset(int64_t row, int64_t key) const {
-    return key / kKeysPerBlock * key_block_stride + row / rows_per_block * row_block_stride +
-           row % rows_per_block * kKeysPerBlock + key % kKeysPerBlock;
+    return key / kKeyBlock * key_block_stride + row / rows_per_block * row_block_stride +
+           row % rows_per_block * kKeyBlock + key % kKeyBlock;
   }
 };
 
@@ -151,13 +149,13 @@ void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stri
   const UnitLayout units = {.padded_rows = layout.padded_rows / 2,
                             .row_block_stride = layout.row_block_stride / 2,
                             .key_block_stride = layout.key_block_stride / 2};
-  std::vector<uint32_t> staged(kKeysPerBlock * pairs, 0);
+  std::vector<uint32_t> staged(kKeyBlock * pairs, 0);
   auto* staged_bf16 = reinterpret_cast<uint16_t*>(staged.data());
-  for (int64_t first = 0; first < layout.padded_keys; first += kKeysPerBlock) {
-    const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeysPerBlock);
+  for (int64_t first = 0; first < layout.padded_keys; first += kKeyBlock) {
+    const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeyBlock);
     ConvertRowsToBf16(key + first * row_stride, block_keys, dim, row_stride, 1.0f, staged_bf16,
                       2 * pairs, kernel);
-    TransposeUnits(staged.data(), block_keys, pairs, pairs, first, kKeysPerBlock, units,
+    TransposeUnits(staged.data(), block_keys, pairs, pairs, first, kKeyBlock, units,
                    reinterpret_cast<uint32_t*>(key_t), kernel);
   }
 }

@@ -13,6 +13,9 @@
 
 namespace attn {
 
+// Keys per block of the K^T layout: runs of keys read in place start at multiples of it.
+constexpr int64_t kKeyBlock = 64;
+
 enum class CopyKernel { kScalar, kAvx512, kAvx512Bf16 };
 
 // The fastest kernel this CPU runs.

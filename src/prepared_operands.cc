@@ -10,15 +10,6 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-// Where one head's K^T elements go, read off oneDNN's desc of the layout.
-KeyTransposedLayout KeyTransposedLayoutOf(const memory::desc& head_t) {
-  const dnnl_memory_desc_t& md = head_t.data;
-  return {.padded_rows = md.padded_dims[0],
-          .padded_keys = md.padded_dims[1],
-          .row_block_stride = md.format_desc.blocking.strides[0],
-          .key_block_stride = md.format_desc.blocking.strides[1]};
-}
-
 // Prepares (batch, KV head) `head` (b * Hkv + g): its K^T and, for bf16 compute, its V and its
 // group's G query heads (times the scale) in dense bf16.
 void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposedLayout& key_t,
@@ -49,6 +40,14 @@ void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposed
 
 memory::format_tag KeyTransposedTag(bool bf16) {
   return bf16 ? memory::format_tag::BA16a64b2a : memory::format_tag::BA16a64b;
+}
+
+KeyTransposedLayout KeyTransposedLayoutOf(const memory::desc& head_t) {
+  const dnnl_memory_desc_t& md = head_t.data;
+  return {.padded_rows = md.padded_dims[0],
+          .padded_keys = md.padded_dims[1],
+          .row_block_stride = md.format_desc.blocking.strides[0],
+          .key_block_stride = md.format_desc.blocking.strides[1]};
 }
 
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,

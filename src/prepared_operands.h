@@ -23,15 +23,16 @@
 #include "dnnl.hpp"
 #include "src/attention_layout.h"
 #include "src/attention_types.h"
+#include "src/operand_copies.h"
 
 namespace attn {
-
-// Keys per block of the K^T layout: runs of keys read in place start at multiples of it.
-constexpr int64_t kKeyBlock = 64;
 
 // The layout of each head's K^T [D, Sk]: BA16a64b, or BA16a64b2a (pairs of rows interleaved)
 // for bf16.
 dnnl::memory::format_tag KeyTransposedTag(bool bf16);
+
+// Where one head's K^T elements go, read off oneDNN's desc `head_t` of that layout.
+KeyTransposedLayout KeyTransposedLayoutOf(const dnnl::memory::desc& head_t);
 
 struct PreparedOperands {
   int64_t tile_keys = 0;        // keys per tile: the key tile, or Sk when shorter

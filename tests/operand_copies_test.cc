@@ -42,10 +42,7 @@ std::vector<uint8_t> OneDnnKeyTranspose(const std::vector<float>& key, const Key
   const memory::desc from({c.dim, c.keys}, memory::data_type::f32, memory::dims{1, c.row_stride});
   const memory::desc to({c.dim, c.keys}, bf16 ? memory::data_type::bf16 : memory::data_type::f32,
                         KeyTransposedTag(bf16));
-  layout = {.padded_rows = to.data.padded_dims[0],
-            .padded_keys = to.data.padded_dims[1],
-            .row_block_stride = to.data.format_desc.blocking.strides[0],
-            .key_block_stride = to.data.format_desc.blocking.strides[1]};
+  layout = KeyTransposedLayoutOf(to);
   std::vector<uint8_t> out(to.get_size(), 0xAB);
   memory src(from, engine, const_cast<float*>(key.data()));
   memory dst(to, engine, out.data());
