@@ -149,8 +149,13 @@ void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stri
   const UnitLayout units = {.padded_rows = layout.padded_rows / 2,
                             .row_block_stride = layout.row_block_stride / 2,
                             .key_block_stride = layout.key_block_stride / 2};
-  std::vector<uint32_t> staged(kKeyBlock * pairs, 0);
+  // One staging block per thread, kept from call to call (heads are prepared by many threads).
+  thread_local std::vector<uint32_t> staged;
+  staged.resize(kKeyBlock * pairs);
   auto* staged_bf16 = reinterpret_cast<uint16_t*>(staged.data());
+  if (dim % 2 != 0) {
+    for (int64_t k = 0; k < kKeyBlock; ++k) staged_bf16[k * 2 * pairs + dim] = 0;
+  }
   for (int64_t first = 0; first < layout.padded_keys; first += kKeyBlock) {
     const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeyBlock);
     ConvertRowsToBf16(key + first * row_stride, block_keys, dim, row_stride, 1.0f, staged_bf16,
