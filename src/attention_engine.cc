@@ -2,19 +2,16 @@
 // preparation, then its pieces of work (piece_runner.h).
 //
 // Q, K, V and O may be strided views (a projection's [B,S,H*D] output seen head by head); the
-// layout (attention_layout.h) says where each lives. K is copied once, transposed (see
-// PreparedOperands). The matmuls read only dense matrices (brgemm takes no other), so a strided
-// V is copied dense once per call (MakeDense) and a strided Q a piece's rows at a time -- except
-// in units of few rows, which read both in place. In bf16 the dense bf16 copies of Q and V are
-// made from any strides.
+// layout (attention_layout.h) says where each lives. K is copied once, transposed, and a
+// strided V made dense (see PreparedOperands; brgemm reads only dense matrices), a strided Q a
+// piece's rows at a time -- except in units of few rows, which read all three in place. In bf16
+// the dense bf16 copies of Q and V are made from any strides.
 #include "src/attention_engine.h"
 
 #include <algorithm>
-#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "src/attention_layout.h"
-#include "src/dense_operand.h"
 #include "src/piece_runner.h"
 #include "src/prepared_operands.h"
 
@@ -47,22 +44,16 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
-  std::unique_ptr<float[]> dense_value;
-  if (prepared.keys_transposed && !in.bf16_compute) {
-    if (absl::Status status = MakeDense(d.batch, d.kv_heads, d.kv_len, d.value_dim, in.value,
-                                        in.value_strides, cache_, engine_, dense_value);
-        !status.ok()) {
-      return status;
-    }
-    layout = Layout(in, outputs);
-  }
-  if (absl::Status status = PrepareOperands(in, layout, prepared);
-      !status.ok()) {
+  if (absl::Status status = PrepareOperands(in, layout, prepared); !status.ok()) {
     return status;
   }
   if (in.bf16_compute) {
     // From here on Q and V are read from their dense bf16 copies (Q's heads may now merge).
     in.query_strides = in.value_strides = {};
+    layout = Layout(in, outputs);
+  } else if (prepared.dense_value != nullptr) {
+    in.value = prepared.dense_value.get();
+    in.value_strides = {};
     layout = Layout(in, outputs);
   }
   return RunPieces(in, outputs, layout, prepared, cache_, engine_, stop);

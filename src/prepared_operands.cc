@@ -1,6 +1,8 @@
 // Operand preparation for the attention engine (see prepared_operands.h).
 #include "src/prepared_operands.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "src/operand_copies.h"
 
@@ -11,7 +13,8 @@ using dnnl::memory;
 using dt = memory::data_type;
 
 // Prepares (batch, KV head) `head` (b * Hkv + g): its K^T and, for bf16 compute, its V and its
-// group's G query heads (times the scale) in dense bf16.
+// group's G query heads (times the scale) in dense bf16; for f32, its V in dense f32 when
+// PrepareOperands made room for that.
 void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposedLayout& key_t,
                  int64_t head, CopyKernel kernel, PreparedOperands& prepared) {
   const AttentionDims& d = in.dims;
@@ -20,6 +23,12 @@ void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposed
   if (!in.bf16_compute) {
     TransposeKeys(key, d.kv_len, d.head_dim, l.k.row, key_t,
                   prepared.key_t.get() + head * prepared.key_t_head, kernel);
+    if (prepared.dense_value == nullptr) return;
+    const float* value = in.value + b * l.v.batch + g * l.v.head;
+    float* dense = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
+    for (int64_t k = 0; k < d.kv_len; ++k) {
+      std::memcpy(dense + k * d.value_dim, value + k * l.v.row, d.value_dim * sizeof(float));
+    }
     return;
   }
   TransposeKeys(key, d.kv_len, d.head_dim, l.k.row, key_t,
@@ -77,6 +86,10 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
     prepared.query.reset(new uint16_t[d.batch * d.heads * d.q_len * d.head_dim]);
   } else {
     prepared.key_t.reset(new float[heads * prepared.key_t_head]);
+    // A head's V as a matrix is dense when its rows are; how heads lie apart does not matter.
+    if (layout.v.row != d.value_dim) {
+      prepared.dense_value.reset(new float[heads * d.kv_len * d.value_dim]);
+    }
   }
   const CopyKernel kernel = BestCopyKernel();
   // One OpenMP team for every head, an even share of them per thread.

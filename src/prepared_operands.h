@@ -10,8 +10,12 @@
 // diagonal). Or, for units of few query rows (decode), K is read in place (f32 only): the
 // engine then computes S^T = K Q^T with a transposed copy of the few Q rows instead, which
 // spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
-// any strides; for f32 they are read in place. Plain data; not thread-safe to fill, read-only
-// after.
+// any strides. For f32, Q and V are read in place, except a V whose rows are not dense (a
+// projection's [B,S,H*D] output seen head by head): oneDNN 2.6's brgemm reads only dense
+// matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
+// query rows reads all of its head's V, so V is copied dense once per call. (A strided Q is
+// copied a block of rows at a time by the pieces instead: each row is read once.) Plain data;
+// not thread-safe to fill, read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
@@ -43,6 +47,7 @@ struct PreparedOperands {
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
   std::unique_ptr<uint16_t[]> query;       // bf16 compute: scale * Q [B,H,Sq,D], dense
   std::unique_ptr<uint16_t[]> value;       // bf16 compute: V [B,Hkv,Sk,Dv], dense
+  std::unique_ptr<float[]> dense_value;    // f32, keys_transposed, V rows strided: V dense
 };
 
 // Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
