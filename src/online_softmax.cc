@@ -21,6 +21,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// How far scores may pass a row's reference before it is raised: 8 ln 2, so p <= 256.
+constexpr float kMaxLag = 5.5451774f;
+
 // bfloat16 of a finite float, rounded to nearest even.
 uint16_t ToBf16(float x) {
   uint32_t bits;
@@ -29,23 +32,15 @@ uint16_t ToBf16(float x) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-// The part of a step shared by both implementations, once a row's tile max is known: updates
-// row r's running max and returns exp(old max - new max), the factor the row's running sum and
-// acc are to be multiplied by. Returns 0 with the max left at -inf when every key so far is -inf.
-// (This and Rescale are always inlined, so the AVX-512 steps vectorise them too: left out of
-// line, Rescale alone took a fifth of a step.)
-[[gnu::always_inline]] inline float UpdateMax(const OnlineSoftmaxState& state, int64_t r,
-                                              float tile_max) {
-  const float old_max = state.row_max[r];
-  const float new_max = std::max(old_max, tile_max);
-  state.row_max[r] = new_max;
-  if (new_max == kNegInf) return 0.0f;
-  return old_max == kNegInf ? 0.0f : std::exp(old_max - new_max);
-}
-
-// l = l * alpha + tile_sum; acc row *= alpha.
-[[gnu::always_inline]] inline void Rescale(const OnlineSoftmaxState& state, int64_t r,
-                                           float alpha, float tile_sum) {
+// Row r's running state after a step that took its p against `ref`: row_max = ref, and when
+// ref rose from the old reference, l and acc multiplied by exp(old - ref) (0 when the old one
+// was -inf) before l += tile_sum. (Always inlined, so the AVX-512 steps vectorise the acc
+// rescaling too: left out of line, it alone took a fifth of a step.)
+[[gnu::always_inline]] inline void UpdateRow(const OnlineSoftmaxState& state, int64_t r,
+                                             float ref, float tile_sum) {
+  const float old_ref = state.row_max[r];
+  state.row_max[r] = ref;
+  const float alpha = ref == old_ref ? 1.0f : old_ref == kNegInf ? 0.0f : std::exp(old_ref - ref);
   state.row_sum[r] = state.row_sum[r] * alpha + tile_sum;
   if (alpha == 1.0f) return;
   float* acc = state.acc + r * state.acc_cols;
@@ -58,7 +53,7 @@ void ZeroForbiddenKeys(float* p, uint16_t* p16, int64_t keys, int64_t width) {
   if (p16 != nullptr) std::fill(p16 + keys, p16 + width, uint16_t{0});
 }
 
-// exp(x) for x <= 0 (x = score - running max), 0 for -inf: with n = round(x log2 e) and
+// exp(x) for x <= kMaxLag (x = score - the row's reference), 0 for -inf: with n = round(x log2 e) and
 // r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by its degree-6 Taylor
 // polynomial (relative error < 2e-7). Below -87.3 the result underflows and is returned as 0,
 // and never computed as a denormal: a scalef into the denormal range (every masked key of a
@@ -81,7 +76,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Exp512(__m512
   return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
 }
 
-// The AVX-512 step (F, BW, VL); kNativeBf16 needs AVX512_BF16 too.
+// The max of the `count` scores at s (-inf when count is 0).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline float Max512(const float* s,
+                                                                          int64_t count) {
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
+  __m512 vmax = neg_inf;
+  int64_t j = 0;
+  for (; j + 16 <= count; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
+  const __mmask16 tail = static_cast<__mmask16>((1u << (count - j)) - 1);
+  if (tail != 0) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail, s + j));
+  return _mm512_reduce_max_ps(vmax);
+}
+
+// The AVX-512 step (F, BW, VL); kNativeBf16 needs AVX512_BF16 too. One pass per row: each
+// vector of scores is checked against the reference plus kMaxLag as it is exponentiated. A
+// score above that raises the reference -- the first time in a row that has none yet to the
+// max of its vector, otherwise to the max of the row's scores from there on (which no later
+// score can pass) -- and the p already written are multiplied by exp(old - new). Rows thus take
+// a separate pass for their max only when their scores jump, not on every tile.
 template <bool kNativeBf16>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
     float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
@@ -91,36 +103,38 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
     float* s = scores + r * width;
     uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
     const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
-    const int64_t full = keys / 16 * 16;
-    const __mmask16 tail = static_cast<__mmask16>((1u << (keys - full)) - 1);
-    // The tile's row max.
-    __m512 vmax = neg_inf;
-    for (int64_t j = 0; j < full; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
-    if (tail != 0) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail, s + full));
-    const float alpha = UpdateMax(state, r, _mm512_reduce_max_ps(vmax));
-    const float max = state.row_max[r];
-    if (max == kNegInf) {  // every key so far is -inf: p = 0
-      ZeroForbiddenKeys(s, p16, 0, width);
-      continue;
-    }
-    // p = exp(s - m')
-    const __m512 shift = _mm512_set1_ps(max);
+    float ref = state.row_max[r];
+    __m512 shift = _mm512_set1_ps(ref);
+    __m512 limit = _mm512_set1_ps(ref + kMaxLag);
     __m512 vsum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < full; j += 16) {
-      const __m512 p = Exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), shift));
-      _mm512_storeu_ps(s + j, p);
+    for (int64_t j = 0; j < keys; j += 16) {
+      const __mmask16 lanes =
+          keys - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (keys - j)) - 1);
+      const __m512 x = _mm512_mask_loadu_ps(neg_inf, lanes, s + j);
+      if (_mm512_cmp_ps_mask(x, limit, _CMP_GT_OQ) != 0) {
+        // A score past the lag: raise the reference, and rescale the p of keys [0, j).
+        const float new_ref = ref == kNegInf ? _mm512_reduce_max_ps(x) : Max512(s + j, keys - j);
+        const __m512 factor =
+            _mm512_set1_ps(ref == kNegInf ? 0.0f : std::exp(ref - new_ref));
+        for (int64_t i = 0; i < j; i += 16) {
+          const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(s + i), factor);
+          _mm512_storeu_ps(s + i, p);
+          if (p16 != nullptr) StoreBf16<kNativeBf16>(p, 0xFFFF, p16 + i);
+        }
+        vsum = _mm512_mul_ps(vsum, factor);
+        ref = new_ref;
+        shift = _mm512_set1_ps(ref);
+        limit = _mm512_set1_ps(ref + kMaxLag);
+      }
+      // p = exp(s - ref), and 0 while every score so far is -inf (no reference yet).
+      const __m512 p =
+          ref == kNegInf ? _mm512_setzero_ps() : Exp512(_mm512_sub_ps(x, shift));
+      _mm512_mask_storeu_ps(s + j, lanes, p);
       vsum = _mm512_add_ps(vsum, p);
-      if (p16 != nullptr) StoreBf16<kNativeBf16>(p, 0xFFFF, p16 + j);
-    }
-    if (tail != 0) {
-      const __m512 x = _mm512_mask_loadu_ps(neg_inf, tail, s + full);
-      const __m512 p = Exp512(_mm512_sub_ps(x, shift));
-      _mm512_mask_storeu_ps(s + full, tail, p);
-      vsum = _mm512_add_ps(vsum, p);
-      if (p16 != nullptr) StoreBf16<kNativeBf16>(p, tail, p16 + full);
+      if (p16 != nullptr) StoreBf16<kNativeBf16>(p, lanes, p16 + j);
     }
     ZeroForbiddenKeys(s, p16, keys, width);
-    Rescale(state, r, alpha, _mm512_reduce_add_ps(vsum));
+    UpdateRow(state, r, ref, _mm512_reduce_add_ps(vsum));
   }
 }
 
@@ -132,16 +146,18 @@ void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const i
     float* s = scores + r * width;
     uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
     const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
-    const float alpha = UpdateMax(state, r, keys > 0 ? *std::max_element(s, s + keys) : kNegInf);
-    const float max = state.row_max[r];
+    // The reference rises to the tile's max only when that is past the lag.
+    const float tile_max = keys > 0 ? *std::max_element(s, s + keys) : kNegInf;
+    const float old_ref = state.row_max[r];
+    const float ref = tile_max > old_ref + kMaxLag ? tile_max : old_ref;
     float sum = 0.0f;
     for (int64_t j = 0; j < keys; ++j) {
-      s[j] = max == kNegInf ? 0.0f : std::exp(s[j] - max);
+      s[j] = ref == kNegInf ? 0.0f : std::exp(s[j] - ref);
       sum += s[j];
       if (p16 != nullptr) p16[j] = ToBf16(s[j]);
     }
     ZeroForbiddenKeys(s, p16, keys, width);
-    Rescale(state, r, alpha, sum);
+    UpdateRow(state, r, ref, sum);
   }
 }
 

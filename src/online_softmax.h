@@ -1,11 +1,16 @@
 // The online (running max / running sum) softmax of the engine's key-tiled path: attention over
 // one block of query rows is computed tile of keys by tile of keys, so no row of scores is ever
-// held whole. Per row, with m the running max, l the running sum and acc the unnormalised output:
-//   m' = max(m, max_j s_j);  p_j = exp(s_j - m');  l = l * exp(m - m') + sum_j p_j;
-//   acc = acc * exp(m - m') (then the caller adds P V);  finally O = acc / l (0 when l = 0).
-// A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
-// Three implementations with identical contracts, chosen by the CPU's features: AVX-512 with
-// AVX512_BF16, AVX-512 without it, and portable scalar code. Pure functions; thread-safe.
+// held whole. Per row, with m the reference (a running max allowed to lag), l the running sum and
+// acc the unnormalised output:
+//   m' = m, or a new reference >= max_j s_j when some s_j > m + 8 ln 2;  p_j = exp(s_j - m');
+//   l = l * exp(m - m') + sum_j p_j;  acc = acc * exp(m - m') (then the caller adds P V);
+//   finally O = acc / l (0 when l = 0).
+// Any reference gives the same O; a lagging one spares a pass per tile for the max and the
+// rescaling of acc, at the cost of p up to 256 instead of 1 (far from overflow in f32 and in
+// bfloat16). A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
+// Three implementations of that contract (they may pick different references), chosen by the
+// CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code. Pure
+// functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 #define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 
@@ -13,12 +18,13 @@
 
 namespace attn {
 
-// Running state of `rows` rows: row_max (start -inf), row_sum (start 0) and acc, rows x acc_cols
-// row-major (start 0). One step consumes scores, rows x width row-major: they are replaced by
-// p = exp(s - m') in place and, when probs_bf16 is not null, also written to it as bfloat16
-// (rows x width, round to nearest even). acc rows are rescaled by exp(m - m'). When row_keys is
-// not null, row r's scores past its first row_keys[r] (0..width) are forbidden, as if -inf:
-// they get p = 0 (how the engine applies a causal mask or key_lengths without a mask tile).
+// Running state of `rows` rows: row_max (the reference m; start -inf), row_sum (start 0) and acc,
+// rows x acc_cols row-major (start 0). One step consumes scores, rows x width row-major: they
+// are replaced by p = exp(s - m') in place and, when probs_bf16 is not null, also written to it
+// as bfloat16 (rows x width, round to nearest even). acc rows are rescaled by exp(m - m'). When
+// row_keys is not null, row r's scores past its first row_keys[r] (0..width) are forbidden, as
+// if -inf: they get p = 0 (how the engine applies a causal mask or key_lengths without a mask
+// tile).
 struct OnlineSoftmaxState {
   float* row_max;
   float* row_sum;

@@ -1,8 +1,11 @@
 // Tests of src/online_softmax, every implementation this CPU runs (scalar, AVX-512, AVX-512 with
-// AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows. Rows are fed in tiles of
-// uneven widths (tails off multiples of 16), with -inf keys, tiles that are all -inf and rows
-// that are all -inf. Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
-// exp and sums over <= 300 keys), bf16 probabilities within half a bf16 ulp (2^-8 relative).
+// AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows.
+// Rows are fed in tiles of uneven widths (tails off multiples of 16), with -inf keys, tiles that
+// are all -inf, rows that are all -inf and a row whose scores climb steadily (its reference
+// must keep rising). Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
+// exp and sums over <= 300 keys); after every step each p is exp(s - the row's reference)
+// within 1e-6 relative and at most 256; bf16 probabilities within half a bf16 ulp (2^-8
+// relative).
 #include "src/online_softmax.h"
 
 #include <algorithm>
@@ -41,7 +44,8 @@ float FromBf16(uint16_t bits) {
 }
 
 // Scores [rows x keys] with -inf here and there; row 1 entirely -inf; row 2 -inf over its
-// first 40 keys (whole first tiles), row 3 with scores near -80 next to ones near +30.
+// first 40 keys (whole first tiles), row 3 with scores near -80 next to ones near +30, row 4
+// climbing by 0.25 a key.
 std::vector<float> Scores(int64_t rows, int64_t keys, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 3.0f);
   std::bernoulli_distribution forbid(0.1);
@@ -52,6 +56,7 @@ std::vector<float> Scores(int64_t rows, int64_t keys, std::mt19937& rng) {
       x = forbid(rng) ? kNegInf : normal(rng);
       if (r == 1 || (r == 2 && j < 40)) x = kNegInf;
       if (r == 3) x = j % 2 == 0 ? -80.0f + normal(rng) : 30.0f + normal(rng);
+      if (r == 4) x = 0.25f * j;
     }
   }
   return s;
@@ -94,6 +99,10 @@ std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
       for (int64_t j = 0; j < width; ++j) {
         const float p = tile[r * width + j];
         EXPECT_FALSE(std::isnan(p));
+        const double want =
+            row_max[r] == kNegInf ? 0.0 : std::exp(double(s[r * keys + first + j]) - row_max[r]);
+        EXPECT_NEAR(p, want, 1e-6 * want + 1e-37) << "row " << r << " key " << first + j;
+        EXPECT_LE(p, 256.0f) << "row " << r << " key " << first + j;
         EXPECT_LE(std::abs(FromBf16(bf16[r * width + j]) - p), p * 0x1p-8f) << "row " << r;
         for (int64_t c = 0; c < cols; ++c) {
           acc[r * cols + c] =
@@ -160,8 +169,10 @@ TEST(OnlineSoftmaxTest, ExpIsAccurateOverItsRange) {
   }
 }
 
-// A later tile with a larger max rescales the running sum and acc by exp(old max - new max).
-TEST(OnlineSoftmaxTest, LargerMaxRescalesRunningState) {
+// The reference stays while a later tile's scores pass it by at most 8 ln 2 (p then up to 256,
+// nothing rescaled) and rises past that, rescaling the running sum and acc by
+// exp(old reference - new).
+TEST(OnlineSoftmaxTest, ReferenceRisesOnlyPastTheLag) {
   for (const Kernel& kernel : Kernels()) {
     SCOPED_TRACE(kernel.name);
     float row_max = kNegInf, row_sum = 0;
@@ -169,15 +180,24 @@ TEST(OnlineSoftmaxTest, LargerMaxRescalesRunningState) {
     const OnlineSoftmaxState state{&row_max, &row_sum, acc, 2};
     float first[1] = {1.0f};
     kernel.step(first, 1, 1, nullptr, state, nullptr);
+    EXPECT_EQ(row_max, 1.0f);
     EXPECT_EQ(first[0], 1.0f);
     acc[0] = 10.0f;  // as if P V added 10 * V row
     acc[1] = -4.0f;
-    float second[1] = {3.0f};
-    kernel.step(second, 1, 1, nullptr, state, nullptr);
-    EXPECT_EQ(row_max, 3.0f);
-    EXPECT_EQ(second[0], 1.0f);
-    const float alpha = std::exp(-2.0f);
-    EXPECT_NEAR(row_sum, alpha + 1.0f, 1e-6);
+    float within[1] = {6.5f};  // 5.5 above the reference: within the lag (5.545)
+    kernel.step(within, 1, 1, nullptr, state, nullptr);
+    EXPECT_EQ(row_max, 1.0f);
+    EXPECT_NEAR(within[0], std::exp(5.5f), 1e-6 * std::exp(5.5f));
+    EXPECT_NEAR(row_sum, 1.0f + std::exp(5.5f), 1e-6 * row_sum);
+    EXPECT_EQ(acc[0], 10.0f);
+    EXPECT_EQ(acc[1], -4.0f);
+    const float sum_before = row_sum;
+    float past[1] = {6.6f};  // 5.6 above: the reference rises to it
+    kernel.step(past, 1, 1, nullptr, state, nullptr);
+    EXPECT_EQ(row_max, 6.6f);
+    EXPECT_EQ(past[0], 1.0f);
+    const float alpha = std::exp(1.0f - 6.6f);
+    EXPECT_NEAR(row_sum, sum_before * alpha + 1.0f, 1e-6 * row_sum);
     EXPECT_NEAR(acc[0], 10.0f * alpha, 1e-6);
     EXPECT_NEAR(acc[1], -4.0f * alpha, 1e-6);
   }
