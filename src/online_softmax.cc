@@ -53,11 +53,11 @@ void ZeroForbiddenKeys(float* p, uint16_t* p16, int64_t keys, int64_t width) {
   if (p16 != nullptr) std::fill(p16 + keys, p16 + width, uint16_t{0});
 }
 
-// exp(x) for x <= kMaxLag (x = score - the row's reference), 0 for -inf: with n = round(x log2 e) and
-// r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by its degree-6 Taylor
-// polynomial (relative error < 2e-7). Below -87.3 the result underflows and is returned as 0,
-// and never computed as a denormal: a scalef into the denormal range (every masked key of a
-// causal tile) took a slow path that doubled the time of small causal calls.
+// exp(x) for x <= kMaxLag (x = score - the row's reference), 0 for -inf: with
+// n = round(x log2 e) and r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by
+// its degree-6 Taylor polynomial (relative error < 2e-7). Below -87.3 the result underflows and
+// is returned as 0, and never computed as a denormal: a scalef into the denormal range (every
+// masked key of a causal tile) took a slow path that doubled the time of small causal calls.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Exp512(__m512 x) {
   const __m512 lowest = _mm512_set1_ps(-87.33654f);
   const __mmask16 live = _mm512_cmp_ps_mask(x, lowest, _CMP_GE_OQ);
@@ -114,8 +114,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
       if (_mm512_cmp_ps_mask(x, limit, _CMP_GT_OQ) != 0) {
         // A score past the lag: raise the reference, and rescale the p of keys [0, j).
         const float new_ref = ref == kNegInf ? _mm512_reduce_max_ps(x) : Max512(s + j, keys - j);
-        const __m512 factor =
-            _mm512_set1_ps(ref == kNegInf ? 0.0f : std::exp(ref - new_ref));
+        const __m512 factor = _mm512_set1_ps(ref == kNegInf ? 0.0f : std::exp(ref - new_ref));
         for (int64_t i = 0; i < j; i += 16) {
           const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(s + i), factor);
           _mm512_storeu_ps(s + i, p);
@@ -127,8 +126,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
         limit = _mm512_set1_ps(ref + kMaxLag);
       }
       // p = exp(s - ref), and 0 while every score so far is -inf (no reference yet).
-      const __m512 p =
-          ref == kNegInf ? _mm512_setzero_ps() : Exp512(_mm512_sub_ps(x, shift));
+      const __m512 p = ref == kNegInf ? _mm512_setzero_ps() : Exp512(_mm512_sub_ps(x, shift));
       _mm512_mask_storeu_ps(s + j, lanes, p);
       vsum = _mm512_add_ps(vsum, p);
       if (p16 != nullptr) StoreBf16<kNativeBf16>(p, lanes, p16 + j);
