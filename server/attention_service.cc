@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/attend_call.h"
+#include "server/attend_wire.h"
 #include "server/attend_stream.h"
 #include "server/metrics.h"
 #include "server/multi_head_call.h"
@@ -228,16 +229,37 @@ grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace
 }
 
 grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
-                                                   const pb::AttendRequest* request,
-                                                   pb::AttendResponse* response) {
-  return RunOnWorker(
-      GrpcJob(context, "Attend", [request] { return DescribeAttendRequest(*request); }, *request,
-              response, response->mutable_timing(),
-              EstimateAttendBytes(*request, executor_.intra_op_threads()),
-              [this, request, response](CallContext* call) {
-                return RunAttend(*request, limits_, engine_, response, call);
-              }),
-      context);
+                                                   const grpc::ByteBuffer* request_bytes,
+                                                   grpc::ByteBuffer* response_bytes) {
+  // The call's messages, kept until the worker has finished it.
+  struct Messages {
+    pb::AttendRequest request;
+    pb::AttendResponse response;
+  };
+  auto messages = std::make_shared<Messages>();
+  pb::AttendRequest& request = messages->request;
+  pb::AttendResponse& response = messages->response;
+  if (absl::Status parsed = ParseAttendRequest(*request_bytes, &request); !parsed.ok()) {
+    const absl::Time received = absl::Now();
+    absl::Status refused = Authorize(context);
+    if (refused.ok()) refused = parsed;
+    const grpc::Status status = ToGrpcStatus(refused);
+    Report(context->peer(), "Attend", StartTrace(context), "", status, received, 0, 0, 0, request,
+           nullptr);
+    return FinishNow(context, status);
+  }
+  Job job = GrpcJob(context, "Attend", [&request] { return DescribeAttendRequest(request); },
+                    request, &response, response.mutable_timing(),
+                    EstimateAttendBytes(request, executor_.intra_op_threads()),
+                    [this, &request, &response](CallContext* call) {
+                      return RunAttend(request, limits_, engine_, &response, call);
+                    });
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Execute(std::move(job), [reactor, messages, response_bytes](const grpc::Status& status) {
+    if (status.ok()) *response_bytes = SerializeMovingTensorData(messages->response);
+    reactor->Finish(status);
+  });
+  return reactor;
 }
 
 grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService::AttendStream(

@@ -1,6 +1,7 @@
 // The attention.v1.AttentionService implementation on gRPC's callback API. Reactor threads only
 // hand work to the Executor; every computation (and every weight decode) runs on its workers,
-// which finish the call. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE
+// which finish the call. Unary Attend takes its request and answers as raw bytes
+// (attend_wire.h), so that the tensors of its response reach gRPC without a copy. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE
 // while the calls already accepted run to the end. Thread-safe; the engine, layer, registry and
 // executor must outlive the service.
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
@@ -25,7 +26,9 @@
 
 namespace attn {
 
-class AttentionService final : public attention::v1::AttentionService::CallbackService {
+class AttentionService final
+    : public attention::v1::AttentionService::WithRawCallbackMethod_Attend<
+          attention::v1::AttentionService::CallbackService> {
  public:
   // Admission: at most `max_inflight` computing + `max_queue` waiting (0 = unlimited), and
   // `memory_budget_bytes` of estimated working memory at once (0 = unlimited).
@@ -40,8 +43,8 @@ class AttentionService final : public attention::v1::AttentionService::CallbackS
                    Admission admission);
 
   grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* context,
-                                   const attention::v1::AttendRequest* request,
-                                   attention::v1::AttendResponse* response) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* MultiHeadAttend(grpc::CallbackServerContext* context,
                                             const attention::v1::MultiHeadAttendRequest* request,
                                             attention::v1::AttendResponse* response) override;
