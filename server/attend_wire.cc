@@ -38,12 +38,12 @@ void AppendMessageField(int number, const google::protobuf::MessageLite& message
 
 }  // namespace
 
-absl::Status ParseAttendRequest(const grpc::ByteBuffer& bytes, pb::AttendRequest* request) {
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, google::protobuf::MessageLite* request) {
   grpc::ByteBuffer view(bytes);  // shares the slices: the reader consumes this copy
   grpc::ProtoBufferReader reader(&view);
   if (!reader.status().ok() || !request->ParseFromZeroCopyStream(&reader)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the request (", bytes.Length(), " bytes) is not an attention.v1.AttendRequest"));
+    return absl::InvalidArgumentError(absl::StrCat("the request (", bytes.Length(),
+                                                   " bytes) is not an ", request->GetTypeName()));
   }
   return absl::OkStatus();
 }

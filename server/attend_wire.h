@@ -1,9 +1,9 @@
-// Attend's messages to and from gRPC's bytes, for the unary Attend handler that takes raw
-// ByteBuffers. gRPC's own serialisation copies every byte of a response into its slices -- for a
-// response with maps that copy was 12% of the server's CPU -- so here each tensor's `data` (the
-// output and maps the engine wrote in place) is handed to gRPC as a slice of its own, and only
-// the small fields around it are encoded. The bytes are the ones SerializeAsString gives.
-// Plain functions; thread-safe.
+// The unary attention calls' messages to and from gRPC's bytes, for handlers that take raw
+// ByteBuffers (Attend, MultiHeadAttend). gRPC's own serialisation copies every byte of a
+// response into its slices -- for a response with maps that copy was 12% of the server's CPU --
+// so here each tensor's `data` (the output and maps the engine wrote in place) is handed to gRPC
+// as a slice of its own, and only the small fields around it are encoded. The bytes are the
+// ones SerializeAsString gives. Plain functions; thread-safe.
 #ifndef ATTNSERVE_SERVER_ATTEND_WIRE_H_
 #define ATTNSERVE_SERVER_ATTEND_WIRE_H_
 
@@ -14,10 +14,9 @@
 
 namespace attn {
 
-// Parses `bytes` into `request`; INVALID_ARGUMENT (with the byte count) when they are not an
-// AttendRequest.
-absl::Status ParseAttendRequest(const grpc::ByteBuffer& bytes,
-                                attention::v1::AttendRequest* request);
+// Parses `bytes` into `request`; INVALID_ARGUMENT (with the byte count and the message type)
+// when they are not one.
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, google::protobuf::MessageLite* request);
 
 // The wire form of `response`, each non-empty tensor `data` moved out of it into a slice that
 // gRPC frees when sent (those fields are left empty).

@@ -228,38 +228,48 @@ grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace
       }});
 }
 
-grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
-                                                   const grpc::ByteBuffer* request_bytes,
-                                                   grpc::ByteBuffer* response_bytes) {
+template <typename Request>
+grpc::ServerUnaryReactor* AttentionService::RunRawOnWorker(
+    grpc::CallbackServerContext* context, const char* method,
+    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes,
+    absl::FunctionRef<Job(const Request&, pb::AttendResponse&)> make_job) {
   // The call's messages, kept until the worker has finished it.
   struct Messages {
-    pb::AttendRequest request;
+    Request request;
     pb::AttendResponse response;
   };
   auto messages = std::make_shared<Messages>();
-  pb::AttendRequest& request = messages->request;
-  pb::AttendResponse& response = messages->response;
-  if (absl::Status parsed = ParseAttendRequest(*request_bytes, &request); !parsed.ok()) {
+  if (absl::Status parsed = ParseRequest(*request_bytes, &messages->request); !parsed.ok()) {
     const absl::Time received = absl::Now();
     absl::Status refused = Authorize(context);
     if (refused.ok()) refused = parsed;
     const grpc::Status status = ToGrpcStatus(refused);
-    Report(context->peer(), "Attend", StartTrace(context), "", status, received, 0, 0, 0, request,
-           nullptr);
+    Report(context->peer(), method, StartTrace(context), "", status, received, 0, 0, 0,
+           messages->request, nullptr);
     return FinishNow(context, status);
   }
-  Job job = GrpcJob(context, "Attend", [&request] { return DescribeAttendRequest(request); },
-                    request, &response, response.mutable_timing(),
-                    EstimateAttendBytes(request, executor_.intra_op_threads()),
-                    [this, &request, &response](CallContext* call) {
-                      return RunAttend(request, limits_, engine_, &response, call);
-                    });
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Execute(std::move(job), [reactor, messages, response_bytes](const grpc::Status& status) {
-    if (status.ok()) *response_bytes = SerializeMovingTensorData(messages->response);
-    reactor->Finish(status);
-  });
+  Execute(make_job(messages->request, messages->response),
+          [reactor, messages, response_bytes](const grpc::Status& status) {
+            if (status.ok()) *response_bytes = SerializeMovingTensorData(messages->response);
+            reactor->Finish(status);
+          });
   return reactor;
+}
+
+grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request_bytes,
+                                                   grpc::ByteBuffer* response_bytes) {
+  return RunRawOnWorker<pb::AttendRequest>(
+      context, "Attend", request_bytes, response_bytes,
+      [&](const pb::AttendRequest& request, pb::AttendResponse& response) {
+        return GrpcJob(context, "Attend", [&request] { return DescribeAttendRequest(request); },
+                       request, &response, response.mutable_timing(),
+                       EstimateAttendBytes(request, executor_.intra_op_threads()),
+                       [this, &request, &response](CallContext* call) {
+                         return RunAttend(request, limits_, engine_, &response, call);
+                       });
+      });
 }
 
 grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService::AttendStream(
@@ -291,16 +301,19 @@ grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService
 }
 
 grpc::ServerUnaryReactor* AttentionService::MultiHeadAttend(
-    grpc::CallbackServerContext* context, const pb::MultiHeadAttendRequest* request,
-    pb::AttendResponse* response) {
-  return RunOnWorker(
-      GrpcJob(context, "MultiHeadAttend", [request] { return DescribeMultiHeadRequest(*request); },
-              *request, response, response->mutable_timing(),
-              EstimateMultiHeadBytes(*request, registry_, executor_.intra_op_threads()),
-              [this, request, response](CallContext* call) {
-                return RunMultiHeadAttend(*request, limits_, layer_, registry_, response, call);
-              }),
-      context);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  return RunRawOnWorker<pb::MultiHeadAttendRequest>(
+      context, "MultiHeadAttend", request_bytes, response_bytes,
+      [&](const pb::MultiHeadAttendRequest& request, pb::AttendResponse& response) {
+        return GrpcJob(
+            context, "MultiHeadAttend", [&request] { return DescribeMultiHeadRequest(request); },
+            request, &response, response.mutable_timing(),
+            EstimateMultiHeadBytes(request, registry_, executor_.intra_op_threads()),
+            [this, &request, &response](CallContext* call) {
+              return RunMultiHeadAttend(request, limits_, layer_, registry_, &response, call);
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* AttentionService::PutWeights(grpc::CallbackServerContext* context,

@@ -1,7 +1,7 @@
 // The attention.v1.AttentionService implementation on gRPC's callback API. Reactor threads only
 // hand work to the Executor; every computation (and every weight decode) runs on its workers,
-// which finish the call. Unary Attend takes its request and answers as raw bytes
-// (attend_wire.h), so that the tensors of its response reach gRPC without a copy. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE
+// which finish the call. Unary Attend and MultiHeadAttend take their requests and answer as raw
+// bytes (attend_wire.h), so that the tensors of their responses reach gRPC without a copy. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE
 // while the calls already accepted run to the end. Thread-safe; the engine, layer, registry and
 // executor must outlive the service.
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "attention/v1/attention.grpc.pb.h"
 #include "server/auth_tokens.h"
@@ -28,7 +29,8 @@ namespace attn {
 
 class AttentionService final
     : public attention::v1::AttentionService::WithRawCallbackMethod_Attend<
-          attention::v1::AttentionService::CallbackService> {
+          attention::v1::AttentionService::WithRawCallbackMethod_MultiHeadAttend<
+              attention::v1::AttentionService::CallbackService>> {
  public:
   // Admission: at most `max_inflight` computing + `max_queue` waiting (0 = unlimited), and
   // `memory_budget_bytes` of estimated working memory at once (0 = unlimited).
@@ -46,8 +48,8 @@ class AttentionService final
                                    const grpc::ByteBuffer* request,
                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* MultiHeadAttend(grpc::CallbackServerContext* context,
-                                            const attention::v1::MultiHeadAttendRequest* request,
-                                            attention::v1::AttendResponse* response) override;
+                                            const grpc::ByteBuffer* request,
+                                            grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<attention::v1::AttendRequest, attention::v1::AttendResponse>*
   AttendStream(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* PutWeights(grpc::CallbackServerContext* context,
@@ -119,6 +121,14 @@ class AttentionService final
   void Execute(Job job, absl::AnyInvocable<void(const grpc::Status&) &&> finish);
   // Execute for a unary gRPC call, finishing its reactor.
   grpc::ServerUnaryReactor* RunOnWorker(Job job, grpc::CallbackServerContext* context);
+  // The same for a unary call on raw bytes (attend_wire.h): parses `request_bytes` into a
+  // Request (refusing bytes that are not one), runs the Job `make_job` makes of it, and answers
+  // with the bytes of the response that job filled.
+  template <typename Request>
+  grpc::ServerUnaryReactor* RunRawOnWorker(
+      grpc::CallbackServerContext* context, const char* method,
+      const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes,
+      absl::FunctionRef<Job(const Request&, attention::v1::AttendResponse&)> make_job);
   // Execute, waiting for the result (HTTP threads).
   grpc::Status RunBlocking(Job job);
 

@@ -107,16 +107,20 @@ TEST(AttendWireTest, RequestBytesParseOrAreRefusedWithTheirLength) {
   grpc::Slice slice(bytes);
   const grpc::ByteBuffer buffer(&slice, 1);
   pb::AttendRequest parsed;
-  ASSERT_TRUE(ParseAttendRequest(buffer, &parsed).ok());
+  ASSERT_TRUE(ParseRequest(buffer, &parsed).ok());
   EXPECT_EQ(parsed.SerializeAsString(), bytes);
   EXPECT_EQ(Bytes(buffer), bytes) << "the caller's buffer is left whole";
 
   const std::string truncated = bytes.substr(0, bytes.size() / 2);
   grpc::Slice cut(truncated);
-  const absl::Status status = ParseAttendRequest(grpc::ByteBuffer(&cut, 1), &parsed);
+  const absl::Status status = ParseRequest(grpc::ByteBuffer(&cut, 1), &parsed);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(status.message(), "the request (" + std::to_string(truncated.size()) +
                                   " bytes) is not an attention.v1.AttendRequest");
+  pb::MultiHeadAttendRequest multi_head;
+  EXPECT_EQ(ParseRequest(grpc::ByteBuffer(&cut, 1), &multi_head).message(),
+            "the request (" + std::to_string(truncated.size()) +
+                " bytes) is not an attention.v1.MultiHeadAttendRequest");
 }
 
 }  // namespace

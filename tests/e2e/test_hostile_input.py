@@ -31,12 +31,13 @@ from attention.v1 import attention_pb2_grpc as rpc  # noqa: E402
 
 RNG = np.random.default_rng(11)
 ATTEND = "/attention.v1.AttentionService/Attend"
+MULTI_HEAD_ATTEND = "/attention.v1.AttentionService/MultiHeadAttend"
 STREAM_MESSAGES = int(os.environ.get("ATTN_STREAM_MESSAGES", "20000"))
-# Attend takes its request as raw bytes and parses them itself (server/attend_wire.h): bytes
-# protobuf cannot parse get INVALID_ARGUMENT naming their length, and bytes that parse (a
-# mismatched wire type is kept as an unknown field) the service's own INVALID_ARGUMENT for the
-# field. (The typed methods get gRPC C++ 1.51's own answer to a failed deserialization,
-# UNIMPLEMENTED with an empty message.)
+# Attend and MultiHeadAttend take their requests as raw bytes and parse them themselves
+# (server/attend_wire.h): bytes protobuf cannot parse get INVALID_ARGUMENT naming their length,
+# and bytes that parse (a mismatched wire type is kept as an unknown field) the service's own
+# INVALID_ARGUMENT for the field. (The typed methods get gRPC C++ 1.51's own answer to a failed
+# deserialization, UNIMPLEMENTED with an empty message.)
 ERROR_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
 
 
@@ -75,6 +76,9 @@ class HostileInputTest(unittest.TestCase):
         cls.stub = rpc.AttentionServiceStub(cls.channel)
         cls.raw = cls.channel.unary_unary(ATTEND, request_serializer=identity,
                                           response_deserializer=identity)
+        cls.raw_multi_head = cls.channel.unary_unary(MULTI_HEAD_ATTEND,
+                                                     request_serializer=identity,
+                                                     response_deserializer=identity)
 
     @classmethod
     def tearDownClass(cls):
@@ -126,6 +130,13 @@ class HostileInputTest(unittest.TestCase):
                              "an attention.v1.AttendRequest", name)
         # A payload that parses is checked field by field.
         self.assertIn("query", details["wire_type_varint_for_message"])
+        # MultiHeadAttend parses its own bytes the same way.
+        with self.assertRaises(grpc.RpcError) as caught:
+            self.raw_multi_head(cases["truncated_half"], timeout=10)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(caught.exception.details(),
+                         f"the request ({len(cases['truncated_half'])} bytes) is not an "
+                         "attention.v1.MultiHeadAttendRequest")
         # The raw path itself works: the valid bytes are answered.
         reply = pb.AttendResponse.FromString(self.raw(valid, timeout=10))
         self.assertEqual(tuple(reply.output.shape), (1, 2, 4, 8))
