@@ -1,9 +1,10 @@
 // The attention.v1.AttentionService implementation on gRPC's callback API. Reactor threads only
 // hand work to the Executor; every computation (and every weight decode) runs on its workers,
 // which finish the call. Unary Attend and MultiHeadAttend take their requests and answer as raw
-// bytes (attend_wire.h), so that the tensors of their responses reach gRPC without a copy. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE
-// while the calls already accepted run to the end. Thread-safe; the engine, layer, registry and
-// executor must outlive the service.
+// bytes (attend_wire.h), so that the tensors of their responses reach gRPC without a copy.
+// Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE while the calls already
+// accepted run to the end. Thread-safe; the engine, layer, registry and executor must outlive
+// the service.
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
