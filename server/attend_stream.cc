@@ -3,13 +3,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/attend_wire.h"
 
 namespace attn {
 
 AttendStream::AttendStream(grpc::CallbackServerContext* context, CallGate& gate,
                            Executor& executor, Compute compute)
     : context_(context), gate_(gate), executor_(executor), compute_(std::move(compute)) {
-  StartRead(&request_);
+  StartRead(&request_bytes_);
   gate_.RegisterStream(this);
 }
 
@@ -19,6 +20,10 @@ void AttendStream::OnReadDone(bool ok) {
     return;
   }
   const absl::Time received = absl::Now();
+  if (absl::Status parsed = ParseRequest(request_bytes_, &request_); !parsed.ok()) {
+    FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(parsed.message())));
+    return;
+  }
   if (absl::Status admitted = gate_.Admit(); !admitted.ok()) {
     FinishOnce(grpc::Status(static_cast<grpc::StatusCode>(admitted.code()),
                             std::string(admitted.message())));
@@ -42,7 +47,8 @@ void AttendStream::OnReadDone(bool ok) {
       return;
     }
     state_ = State::kWriting;
-    StartWrite(&response_);
+    response_bytes_ = SerializeMovingTensorData(response_);
+    StartWrite(&response_bytes_);
   });
 }
 
@@ -60,8 +66,9 @@ void AttendStream::OnWriteDone(bool ok) {
     return;
   }
   response_.Clear();
+  response_bytes_.Clear();
   state_ = State::kReading;
-  StartRead(&request_);
+  StartRead(&request_bytes_);
 }
 
 void AttendStream::OnDrain() {

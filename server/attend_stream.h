@@ -2,7 +2,10 @@
 // response, and only then reads the next, so answers keep request order and a slow reader makes
 // the server wait instead of buffering without bound. A request that fails ends the stream with
 // its status (the answers before it were already delivered). A drain ends an idle stream with
-// UNAVAILABLE at once, and a busy one after its current answer. Deletes itself when done.
+// UNAVAILABLE at once, and a busy one after its current answer. Messages travel as raw bytes
+// (attend_wire.h): each request is parsed here (bytes that are not an AttendRequest end the
+// stream with INVALID_ARGUMENT), and each answer's tensor bytes reach gRPC without a copy.
+// Deletes itself when done.
 #ifndef ATTNSERVE_SERVER_ATTEND_STREAM_H_
 #define ATTNSERVE_SERVER_ATTEND_STREAM_H_
 
@@ -19,9 +22,8 @@
 
 namespace attn {
 
-class AttendStream final
-    : public grpc::ServerBidiReactor<attention::v1::AttendRequest, attention::v1::AttendResponse>,
-      public Drainable {
+class AttendStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                           public Drainable {
  public:
   // Computes one request into a response on a worker thread (timing and logging included).
   using Compute = std::function<grpc::Status(grpc::CallbackServerContext*,
@@ -48,6 +50,8 @@ class AttendStream final
   CallGate& gate_;
   Executor& executor_;
   const Compute compute_;
+  grpc::ByteBuffer request_bytes_;
+  grpc::ByteBuffer response_bytes_;
   attention::v1::AttendRequest request_;
   attention::v1::AttendResponse response_;
   std::mutex mu_;

@@ -30,7 +30,7 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 }
 
 // A stream refused before it starts (e.g. UNAUTHENTICATED).
-class RefusedStream : public grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse> {
+class RefusedStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RefusedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -272,7 +272,7 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
       });
 }
 
-grpc::ServerBidiReactor<pb::AttendRequest, pb::AttendResponse>* AttentionService::AttendStream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AttentionService::AttendStream(
     grpc::CallbackServerContext* context) {
   if (absl::Status authorized = Authorize(context); !authorized.ok()) {
     return new RefusedStream(ToGrpcStatus(authorized));

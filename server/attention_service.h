@@ -1,7 +1,8 @@
 // The attention.v1.AttentionService implementation on gRPC's callback API. Reactor threads only
 // hand work to the Executor; every computation (and every weight decode) runs on its workers,
-// which finish the call. Unary Attend and MultiHeadAttend take their requests and answer as raw
-// bytes (attend_wire.h), so that the tensors of their responses reach gRPC without a copy.
+// which finish the call. Attend, MultiHeadAttend and AttendStream take their requests and
+// answer as raw bytes (attend_wire.h), so that the tensors of their responses reach gRPC
+// without a copy.
 // Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE while the calls already
 // accepted run to the end. Thread-safe; the engine, layer, registry and executor must outlive
 // the service.
@@ -28,10 +29,20 @@
 
 namespace attn {
 
-class AttentionService final
-    : public attention::v1::AttentionService::WithRawCallbackMethod_Attend<
-          attention::v1::AttentionService::WithRawCallbackMethod_MultiHeadAttend<
-              attention::v1::AttentionService::CallbackService>> {
+// Every method of attention.v1.AttentionService on the callback API, the three attention calls
+// on raw bytes. Spelled out method by method (a raw streaming method cannot be layered over
+// CallbackService's typed one: their signatures differ only in the return type), so a method
+// added to the proto must be added here.
+using AttentionServiceBase = attention::v1::AttentionService::WithRawCallbackMethod_Attend<
+    attention::v1::AttentionService::WithRawCallbackMethod_MultiHeadAttend<
+        attention::v1::AttentionService::WithRawCallbackMethod_AttendStream<
+            attention::v1::AttentionService::WithCallbackMethod_PutWeights<
+                attention::v1::AttentionService::WithCallbackMethod_ListWeights<
+                    attention::v1::AttentionService::WithCallbackMethod_DeleteWeights<
+                        attention::v1::AttentionService::WithCallbackMethod_GetServerInfo<
+                            attention::v1::AttentionService::Service>>>>>>>;
+
+class AttentionService final : public AttentionServiceBase {
  public:
   // Admission: at most `max_inflight` computing + `max_queue` waiting (0 = unlimited), and
   // `memory_budget_bytes` of estimated working memory at once (0 = unlimited).
@@ -51,8 +62,8 @@ class AttentionService final
   grpc::ServerUnaryReactor* MultiHeadAttend(grpc::CallbackServerContext* context,
                                             const grpc::ByteBuffer* request,
                                             grpc::ByteBuffer* response) override;
-  grpc::ServerBidiReactor<attention::v1::AttendRequest, attention::v1::AttendResponse>*
-  AttendStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AttendStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* PutWeights(grpc::CallbackServerContext* context,
                                        const attention::v1::PutWeightsRequest* request,
                                        attention::v1::WeightsInfo* response) override;

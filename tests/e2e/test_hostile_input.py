@@ -32,12 +32,13 @@ from attention.v1 import attention_pb2_grpc as rpc  # noqa: E402
 RNG = np.random.default_rng(11)
 ATTEND = "/attention.v1.AttentionService/Attend"
 MULTI_HEAD_ATTEND = "/attention.v1.AttentionService/MultiHeadAttend"
+ATTEND_STREAM = "/attention.v1.AttentionService/AttendStream"
 STREAM_MESSAGES = int(os.environ.get("ATTN_STREAM_MESSAGES", "20000"))
-# Attend and MultiHeadAttend take their requests as raw bytes and parse them themselves
-# (server/attend_wire.h): bytes protobuf cannot parse get INVALID_ARGUMENT naming their length,
-# and bytes that parse (a mismatched wire type is kept as an unknown field) the service's own
-# INVALID_ARGUMENT for the field. (The typed methods get gRPC C++ 1.51's own answer to a failed
-# deserialization, UNIMPLEMENTED with an empty message.)
+# Attend, MultiHeadAttend and AttendStream take their requests as raw bytes and parse them
+# themselves (server/attend_wire.h): bytes protobuf cannot parse get INVALID_ARGUMENT naming
+# their length, and bytes that parse (a mismatched wire type is kept as an unknown field) the
+# service's own INVALID_ARGUMENT for the field. (The typed methods get gRPC C++ 1.51's own answer
+# to a failed deserialization, UNIMPLEMENTED with an empty message.)
 ERROR_CODES = (grpc.StatusCode.INVALID_ARGUMENT,)
 
 
@@ -79,6 +80,8 @@ class HostileInputTest(unittest.TestCase):
         cls.raw_multi_head = cls.channel.unary_unary(MULTI_HEAD_ATTEND,
                                                      request_serializer=identity,
                                                      response_deserializer=identity)
+        cls.raw_stream = cls.channel.stream_stream(ATTEND_STREAM, request_serializer=identity,
+                                                   response_deserializer=identity)
 
     @classmethod
     def tearDownClass(cls):
@@ -137,6 +140,17 @@ class HostileInputTest(unittest.TestCase):
         self.assertEqual(caught.exception.details(),
                          f"the request ({len(cases['truncated_half'])} bytes) is not an "
                          "attention.v1.MultiHeadAttendRequest")
+        # So does AttendStream: a good message is answered, then bad bytes end the stream.
+        answers = []
+        with self.assertRaises(grpc.RpcError) as caught:
+            for answer in self.raw_stream(iter([valid, cases["truncated_half"]]), timeout=10):
+                answers.append(pb.AttendResponse.FromString(answer))
+        self.assertEqual(len(answers), 1)
+        self.assertEqual(tuple(answers[0].output.shape), (1, 2, 4, 8))
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(caught.exception.details(),
+                         f"the request ({len(cases['truncated_half'])} bytes) is not an "
+                         "attention.v1.AttendRequest")
         # The raw path itself works: the valid bytes are answered.
         reply = pb.AttendResponse.FromString(self.raw(valid, timeout=10))
         self.assertEqual(tuple(reply.output.shape), (1, 2, 4, 8))
