@@ -1,9 +1,9 @@
-// The unary attention calls' messages to and from gRPC's bytes, for handlers that take raw
-// ByteBuffers (Attend, MultiHeadAttend). gRPC's own serialisation copies every byte of a
-// response into its slices -- for a response with maps that copy was 12% of the server's CPU --
-// so here each tensor's `data` (the output and maps the engine wrote in place) is handed to gRPC
-// as a slice of its own, and only the small fields around it are encoded. The bytes are the
-// ones SerializeAsString gives. Plain functions; thread-safe.
+// The attention calls' messages to and from gRPC's bytes, for the handlers that take raw
+// ByteBuffers (Attend, MultiHeadAttend, AttendStream). gRPC's own serialisation copies every
+// byte of a response into its slices -- for a response with maps that copy was 12% of the
+// server's CPU -- so here each tensor's `data` (the output and maps the engine wrote in place)
+// is handed to gRPC as a slice of its own, and only the small fields around it are encoded.
+// The bytes are the ones SerializeAsString gives. Plain functions; thread-safe.
 #ifndef ATTNSERVE_SERVER_ATTEND_WIRE_H_
 #define ATTNSERVE_SERVER_ATTEND_WIRE_H_
 

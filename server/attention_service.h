@@ -2,10 +2,9 @@
 // hand work to the Executor; every computation (and every weight decode) runs on its workers,
 // which finish the call. Attend, MultiHeadAttend and AttendStream take their requests and
 // answer as raw bytes (attend_wire.h), so that the tensors of their responses reach gRPC
-// without a copy.
-// Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE while the calls already
-// accepted run to the end. Thread-safe; the engine, layer, registry and executor must outlive
-// the service.
+// without a copy. Draining (for a graceful shutdown) refuses new calls with UNAVAILABLE while
+// the calls already accepted run to the end. Thread-safe; the engine, layer, registry and
+// executor must outlive the service.
 #ifndef ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
