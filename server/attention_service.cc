@@ -230,8 +230,8 @@ grpc::Status AttentionService::MultiHeadAttendBlocking(const RequestTrace& trace
 
 template <typename Request>
 grpc::ServerUnaryReactor* AttentionService::RunRawOnWorker(
-    grpc::CallbackServerContext* context, const char* method,
-    const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes,
     absl::FunctionRef<Job(const Request&, pb::AttendResponse&)> make_job) {
   // The call's messages, kept until the worker has finished it.
   struct Messages {
@@ -239,17 +239,12 @@ grpc::ServerUnaryReactor* AttentionService::RunRawOnWorker(
     pb::AttendResponse response;
   };
   auto messages = std::make_shared<Messages>();
-  if (absl::Status parsed = ParseRequest(*request_bytes, &messages->request); !parsed.ok()) {
-    const absl::Time received = absl::Now();
-    absl::Status refused = Authorize(context);
-    if (refused.ok()) refused = parsed;
-    const grpc::Status status = ToGrpcStatus(refused);
-    Report(context->peer(), method, StartTrace(context), "", status, received, 0, 0, 0,
-           messages->request, nullptr);
-    return FinishNow(context, status);
-  }
+  const absl::Status parsed = ParseRequest(*request_bytes, &messages->request);
+  Job job = make_job(messages->request, messages->response);
+  // Bytes that are not a Request are refused (and logged) like an unauthorized call, after it.
+  if (job.authorized.ok()) job.authorized = parsed;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Execute(make_job(messages->request, messages->response),
+  Execute(std::move(job),
           [reactor, messages, response_bytes](const grpc::Status& status) {
             if (status.ok()) *response_bytes = SerializeMovingTensorData(messages->response);
             reactor->Finish(status);
@@ -261,7 +256,7 @@ grpc::ServerUnaryReactor* AttentionService::Attend(grpc::CallbackServerContext* 
                                                    const grpc::ByteBuffer* request_bytes,
                                                    grpc::ByteBuffer* response_bytes) {
   return RunRawOnWorker<pb::AttendRequest>(
-      context, "Attend", request_bytes, response_bytes,
+      context, request_bytes, response_bytes,
       [&](const pb::AttendRequest& request, pb::AttendResponse& response) {
         return GrpcJob(context, "Attend", [&request] { return DescribeAttendRequest(request); },
                        request, &response, response.mutable_timing(),
@@ -304,7 +299,7 @@ grpc::ServerUnaryReactor* AttentionService::MultiHeadAttend(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
     grpc::ByteBuffer* response_bytes) {
   return RunRawOnWorker<pb::MultiHeadAttendRequest>(
-      context, "MultiHeadAttend", request_bytes, response_bytes,
+      context, request_bytes, response_bytes,
       [&](const pb::MultiHeadAttendRequest& request, pb::AttendResponse& response) {
         return GrpcJob(
             context, "MultiHeadAttend", [&request] { return DescribeMultiHeadRequest(request); },

@@ -137,8 +137,8 @@ class AttentionService final : public AttentionServiceBase {
   // with the bytes of the response that job filled.
   template <typename Request>
   grpc::ServerUnaryReactor* RunRawOnWorker(
-      grpc::CallbackServerContext* context, const char* method,
-      const grpc::ByteBuffer* request_bytes, grpc::ByteBuffer* response_bytes,
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+      grpc::ByteBuffer* response_bytes,
       absl::FunctionRef<Job(const Request&, attention::v1::AttendResponse&)> make_job);
   // Execute, waiting for the result (HTTP threads).
   grpc::Status RunBlocking(Job job);
