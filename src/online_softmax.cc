@@ -53,6 +53,15 @@ void ZeroForbiddenKeys(float* p, uint16_t* p16, int64_t keys, int64_t width) {
   if (p16 != nullptr) std::fill(p16 + keys, p16 + width, uint16_t{0});
 }
 
+// 1 / sum, or 0 for a row that saw no key (sum 0): its output and probabilities are 0.
+inline float InverseSum(float sum) { return sum > 0.0f ? 1.0f / sum : 0.0f; }
+
+// Lanes [0, min(count, 16)) of a vector.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __mmask16 FirstLanes(
+    int64_t count) {
+  return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
+}
+
 // exp(x) for x <= kMaxLag (x = score - the row's reference), 0 for -inf: with
 // n = round(x log2 e) and r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by
 // its degree-6 Taylor polynomial (relative error < 2e-7). Below -87.3 the result underflows and
@@ -108,8 +117,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
     __m512 limit = _mm512_set1_ps(ref + kMaxLag);
     __m512 vsum = _mm512_setzero_ps();
     for (int64_t j = 0; j < keys; j += 16) {
-      const __mmask16 lanes =
-          keys - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (keys - j)) - 1);
+      const __mmask16 lanes = FirstLanes(keys - j);
       const __m512 x = _mm512_mask_loadu_ps(neg_inf, lanes, s + j);
       if (_mm512_cmp_ps_mask(x, limit, _CMP_GT_OQ) != 0) {
         // A score past the lag: raise the reference, and rescale the p of keys [0, j).
@@ -136,10 +144,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
   }
 }
 
-}  // namespace
-
-void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
-                             const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
+void ScalarStep(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
+                const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
     float* s = scores + r * width;
     uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
@@ -159,30 +165,70 @@ void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const i
   }
 }
 
-void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
-                             const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
-  Avx512Step<false>(scores, rows, width, row_keys, state, probs_bf16);
-}
-
-void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
-                                 const int64_t* row_keys, const OnlineSoftmaxState& state,
-                                 uint16_t* probs_bf16) {
-  Avx512Step<true>(scores, rows, width, row_keys, state, probs_bf16);
-}
-
-OnlineSoftmaxStepFn BestOnlineSoftmaxStep() {
-  if (CpuHasAvx512Bf16()) return OnlineSoftmaxStepAvx512Bf16;
-  return CpuHasAvx512() ? OnlineSoftmaxStepAvx512 : OnlineSoftmaxStepScalar;
-}
-
-void OnlineSoftmaxFinish(const OnlineSoftmaxState& state, int64_t rows, float* out,
-                         int64_t out_stride) {
+void ScalarNormalize(float* p, int64_t rows, int64_t width, const float* row_sum,
+                     uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* acc = state.acc + r * state.acc_cols;
-    const float sum = state.row_sum[r];
-    float* o = out + r * out_stride;
-    for (int64_t c = 0; c < state.acc_cols; ++c) o[c] = sum > 0.0f ? acc[c] / sum : 0.0f;
+    const float inverse = InverseSum(row_sum[r]);
+    for (int64_t j = r * width; j < (r + 1) * width; ++j) {
+      p[j] *= inverse;
+      if (probs_bf16 != nullptr) probs_bf16[j] = ToBf16(p[j]);
+    }
   }
 }
+
+template <bool kNativeBf16>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Normalize(
+    float* p, int64_t rows, int64_t width, const float* row_sum, uint16_t* probs_bf16) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m512 inverse = _mm512_set1_ps(InverseSum(row_sum[r]));
+    for (int64_t j = r * width; j < (r + 1) * width; j += 16) {
+      const __mmask16 lanes = FirstLanes((r + 1) * width - j);
+      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), inverse);
+      _mm512_mask_storeu_ps(p + j, lanes, x);
+      if (probs_bf16 != nullptr) StoreBf16<kNativeBf16>(x, lanes, probs_bf16 + j);
+    }
+  }
+}
+
+void ScalarFinish(const OnlineSoftmaxState& state, int64_t rows, float* out,
+                  int64_t out_stride) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* acc = state.acc + r * state.acc_cols;
+    const float inverse = InverseSum(state.row_sum[r]);
+    float* o = out + r * out_stride;
+    for (int64_t c = 0; c < state.acc_cols; ++c) o[c] = acc[c] * inverse;
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Finish(
+    const OnlineSoftmaxState& state, int64_t rows, float* out, int64_t out_stride) {
+  const int64_t cols = state.acc_cols;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* acc = state.acc + r * cols;
+    const __m512 inverse = _mm512_set1_ps(InverseSum(state.row_sum[r]));
+    float* o = out + r * out_stride;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 lanes = FirstLanes(cols - c);
+      _mm512_mask_storeu_ps(o + c, lanes,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, acc + c), inverse));
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<OnlineSoftmaxKernels> OnlineSoftmaxKernelsOfThisCpu() {
+  std::vector<OnlineSoftmaxKernels> kernels = {
+      {"scalar", ScalarStep, ScalarNormalize, ScalarFinish}};
+  if (CpuHasAvx512()) {
+    kernels.push_back({"avx512", Avx512Step<false>, Avx512Normalize<false>, Avx512Finish});
+  }
+  if (CpuHasAvx512Bf16()) {
+    kernels.push_back({"avx512_bf16", Avx512Step<true>, Avx512Normalize<true>, Avx512Finish});
+  }
+  return kernels;
+}
+
+OnlineSoftmaxKernels BestOnlineSoftmaxKernels() { return OnlineSoftmaxKernelsOfThisCpu().back(); }
 
 }  // namespace attn

@@ -8,50 +8,60 @@
 // Any reference gives the same O; a lagging one spares a pass per tile for the max and the
 // rescaling of acc, at the cost of p up to 256 instead of 1 (far from overflow in f32 and in
 // bfloat16). A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
-// Three implementations of that contract (they may pick different references), chosen by the
-// CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code. Pure
-// functions; thread-safe.
+// When a block's keys fit one tile there is a single step, and its p are normalised before P V
+// instead (P V is then the output itself). Three implementations of that contract (they may
+// pick different references), chosen by the CPU's features: AVX-512 with AVX512_BF16, AVX-512
+// without it, and portable scalar code. Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 #define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 
 #include <cstdint>
+#include <vector>
 
 namespace attn {
 
 // Running state of `rows` rows: row_max (the reference m; start -inf), row_sum (start 0) and acc,
-// rows x acc_cols row-major (start 0). One step consumes scores, rows x width row-major: they
-// are replaced by p = exp(s - m') in place and, when probs_bf16 is not null, also written to it
-// as bfloat16 (rows x width, round to nearest even). acc rows are rescaled by exp(m - m'). When
-// row_keys is not null, row r's scores past its first row_keys[r] (0..width) are forbidden, as
-// if -inf: they get p = 0 (how the engine applies a causal mask or key_lengths without a mask
-// tile).
+// rows x acc_cols row-major (start 0; acc_cols may be 0, with acc null, when a single step sees
+// every key and its p are normalised instead). One step consumes scores, rows x width row-major:
+// they are replaced by p = exp(s - m') in place and, when probs_bf16 is not null, also written
+// to it as bfloat16 (rows x width, round to nearest even). acc rows are rescaled by
+// exp(m - m'). When row_keys is not null, row r's scores past its first row_keys[r] (0..width)
+// are forbidden, as if -inf: they get p = 0 (how the engine applies a causal mask or
+// key_lengths without a mask tile).
 struct OnlineSoftmaxState {
   float* row_max;
   float* row_sum;
-  float* acc;
-  int64_t acc_cols;
+  float* acc = nullptr;
+  int64_t acc_cols = 0;
 };
 
 using OnlineSoftmaxStepFn = void (*)(float* scores, int64_t rows, int64_t width,
                                      const int64_t* row_keys, const OnlineSoftmaxState& state,
                                      uint16_t* probs_bf16);
 
-void OnlineSoftmaxStepScalar(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
-                             const OnlineSoftmaxState& state, uint16_t* probs_bf16);
-void OnlineSoftmaxStepAvx512(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
-                             const OnlineSoftmaxState& state, uint16_t* probs_bf16);
-// As OnlineSoftmaxStepAvx512, with AVX512_BF16's instruction for the bfloat16 conversion.
-void OnlineSoftmaxStepAvx512Bf16(float* scores, int64_t rows, int64_t width,
-                                 const int64_t* row_keys, const OnlineSoftmaxState& state,
-                                 uint16_t* probs_bf16);
-
-// The fastest step this CPU runs: OnlineSoftmaxStepAvx512Bf16, OnlineSoftmaxStepAvx512 or
-// OnlineSoftmaxStepScalar.
-OnlineSoftmaxStepFn BestOnlineSoftmaxStep();
+// After the only step of rows that saw every key in it: p[r * width + j] /= row_sum[r] in
+// place (0 when row_sum[r] is 0), so that P V is the output; also written as bfloat16 to
+// probs_bf16 (rows x width) when it is not null.
+using OnlineSoftmaxNormalizeFn = void (*)(float* p, int64_t rows, int64_t width,
+                                          const float* row_sum, uint16_t* probs_bf16);
 
 // out[r * out_stride + c] = acc[r * acc_cols + c] / row_sum[r], or 0 when row_sum[r] is 0.
-void OnlineSoftmaxFinish(const OnlineSoftmaxState& state, int64_t rows, float* out,
-                         int64_t out_stride);
+using OnlineSoftmaxFinishFn = void (*)(const OnlineSoftmaxState& state, int64_t rows,
+                                       float* out, int64_t out_stride);
+
+// One implementation of the three. Divisions are products with 1 / row_sum (within an ulp).
+struct OnlineSoftmaxKernels {
+  const char* name;  // "scalar", "avx512" or "avx512_bf16"
+  OnlineSoftmaxStepFn step;
+  OnlineSoftmaxNormalizeFn normalize;
+  OnlineSoftmaxFinishFn finish;
+};
+
+// Every implementation this CPU runs: the portable one first, the fastest last.
+std::vector<OnlineSoftmaxKernels> OnlineSoftmaxKernelsOfThisCpu();
+
+// The fastest of them.
+OnlineSoftmaxKernels BestOnlineSoftmaxKernels();
 
 }  // namespace attn
 

@@ -61,7 +61,7 @@ class PieceRunner {
         map_store_(MapStoreMode(in.dims, out)),
         mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
                           out.scores == nullptr),
-        online_softmax_step_(BestOnlineSoftmaxStep()),
+        softmax_(BestOnlineSoftmaxKernels()),
         copy_query_rows_(prepared.keys_transposed && layout.q.row != in.dims.head_dim),
         q_row_(copy_query_rows_ ? in.dims.head_dim : layout.q.row),
         cache_(cache),
@@ -158,6 +158,8 @@ class PieceRunner {
   // With maps every tile's p_t stays in the worker's scratch, and at the end each map row is
   // stored once, P_t = p_t * exp(m_t - m) / l; S_t is stored to the scores as it comes.
   // (A matmul writing straight into the maps' cold memory ran at half speed.)
+  // When the piece's keys fit one tile: P = p / l first, and O = P V straight into the output
+  // (no accumulator to clear, add to and divide).
   void RunTiles(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
@@ -170,9 +172,10 @@ class PieceRunner {
         : in_.mask.allowed != nullptr || in_.mask.bias != nullptr
             ? 0
             : KeysVisibleToAllRowsOfBlock(in_.mask, d, piece.batch, piece.first_row, m);
-    const OnlineSoftmaxState state = StartOnlineSoftmax(m);
     const bool bf16 = in_.bf16_compute;
     const int64_t tile_keys = prepared_.tile_keys;
+    const bool one_tile = keys > 0 && keys <= tile_keys;
+    const OnlineSoftmaxState state = StartOnlineSoftmax(m, /*with_acc=*/!one_tile);
     const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     int64_t end_key = 0;  // keys [0, end_key) computed
     for (int64_t first_key = 0; first_key < keys; first_key += tile_keys) {
@@ -192,19 +195,25 @@ class PieceRunner {
       if (out_.scores != nullptr) {
         StoreTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
       }
-      online_softmax_step_(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
-                           bf16 ? probs_bf16_.data() : nullptr);
+      uint16_t* probs_bf16 = bf16 ? probs_bf16_.data() : nullptr;
+      softmax_.step(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
+                    one_tile ? nullptr : probs_bf16);
+      const void* p = bf16 ? static_cast<const void*>(probs_bf16) : scores;
+      end_key = first_key + width;
+      if (one_tile) {
+        softmax_.normalize(scores, m, width, row_sum_.data(), probs_bf16);
+        MultiplyByValues(ops, p, m, 0, width, ops.o, layout_.o.row, /*accumulate=*/false);
+        break;
+      }
       if (maps_) {
         std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * (first_key / tile_keys));
       }
-      const void* p = bf16 ? static_cast<const void*>(probs_bf16_.data()) : scores;
       MultiplyByValues(ops, p, m, first_key, width, acc_.data(), d.value_dim,
                        /*accumulate=*/true);
-      end_key = first_key + width;
     }
     // Rows that saw no key (all tiles skipped or -inf) have l = 0: O = 0.
-    OnlineSoftmaxFinish(state, m, ops.o, layout_.o.row);
-    if (maps_) StoreMaps(m, end_key, map_offset);
+    if (!one_tile) softmax_.finish(state, m, ops.o, layout_.o.row);
+    if (maps_) StoreMaps(m, end_key, map_offset, /*normalized=*/one_tile);
   }
 
   // The keys computed from first_key (a multiple of the tile) for a piece that sees `keys`: up
@@ -216,14 +225,15 @@ class PieceRunner {
   }
 
   // With maps, after a piece's tiles: P_t = p_t * exp(m_t - m) / l (0 where l = 0) into the
-  // probabilities' columns [0, end_key), and past the computed keys 0 probabilities and -inf
-  // scores.
-  void StoreMaps(int64_t m, int64_t end_key, int64_t map_offset) {
+  // probabilities' columns [0, end_key), or the scratch's P as it is when already `normalized`
+  // (one tile), and past the computed keys 0 probabilities and -inf scores.
+  void StoreMaps(int64_t m, int64_t end_key, int64_t map_offset, bool normalized) {
     const int64_t sk = in_.dims.kv_len;
     const int64_t tile_keys = prepared_.tile_keys;
     if (out_.probabilities != nullptr) {
       float* map = out_.probabilities + map_offset;
-      for (int64_t first_key = 0; first_key < end_key; first_key += tile_keys) {
+      if (normalized) StoreTileToMap(scratch_.data(), m, end_key, nullptr, map);
+      for (int64_t first_key = 0; !normalized && first_key < end_key; first_key += tile_keys) {
         const int64_t width = std::min(tile_keys, end_key - first_key);
         const float* tile_max = tile_max_.data() + m * (first_key / tile_keys);
         for (int64_t r = 0; r < m; ++r) {
@@ -261,10 +271,11 @@ class PieceRunner {
     }
   }
 
-  // The online softmax's state for m rows, started: max -inf, sum 0, acc 0.
-  OnlineSoftmaxState StartOnlineSoftmax(int64_t m) {
+  // The online softmax's state for m rows, started: max -inf, sum 0, and acc 0 (or none).
+  OnlineSoftmaxState StartOnlineSoftmax(int64_t m, bool with_acc) {
     std::fill_n(row_max_.begin(), m, -std::numeric_limits<float>::infinity());
     std::fill_n(row_sum_.begin(), m, 0.0f);
+    if (!with_acc) return {.row_max = row_max_.data(), .row_sum = row_sum_.data()};
     std::fill_n(acc_.begin(), m * in_.dims.value_dim, 0.0f);
     return {.row_max = row_max_.data(), .row_sum = row_sum_.data(), .acc = acc_.data(),
             .acc_cols = in_.dims.value_dim};
@@ -422,7 +433,7 @@ class PieceRunner {
   // The softmax step applies the mask (causal, key_lengths) by each row's visible keys: there is
   // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
   const bool mask_by_row_keys_;
-  const OnlineSoftmaxStepFn online_softmax_step_;
+  const OnlineSoftmaxKernels softmax_;
   // Q's rows are strided and read by the Q K^T matmul: a piece's rows are copied dense first.
   const bool copy_query_rows_;
   const int64_t q_row_;  // the row stride of the Q rows the Q K^T matmul reads

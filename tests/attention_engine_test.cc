@@ -1,8 +1,9 @@
 // Tests of src/attention_engine against the double-precision reference over many shapes and
-// every mask kind, with the one-pass and the key-tiled online-softmax paths. Tolerance: max |error| <= 1e-4 for output and probabilities, and
-// <= 1e-4 * max(1, |s|) for scores (scores near 1e4 are only representable to ~1e-3 in f32);
-// f32 accumulation over D <= 128 terms is far below that. Scores must be -inf exactly where the
-// reference forbids, and nothing may be NaN.
+// every mask kind, with the one-tile and the key-tiled online-softmax paths. Tolerance: max
+// |error| <= 1e-4 for output and probabilities, and <= 1e-4 * max(1, |s|) for scores (scores
+// near 1e4 are only representable to ~1e-3 in f32); f32 accumulation over D <= 128 terms is
+// far below that. Scores must be -inf exactly where the reference forbids, and nothing may be
+// NaN.
 #include "src/attention_engine.h"
 
 #include <omp.h>
@@ -197,8 +198,8 @@ const std::vector<AttentionDims>& Shapes() {
 
 // Parameters: the thread count of this test thread's OpenMP (1 = serial pieces, 2 = pieces in
 // parallel) and the engine's key tile, with maps or not (0 = the default, 512 keys: one tile
-// for most shapes here; 64, the finest = several tiles for most shapes, a narrower last one,
-// tiles skipped under causal masks and key_lengths).
+// for most shapes here, P normalised before P V; 64, the finest = several tiles for most
+// shapes, a narrower last one, tiles skipped under causal masks and key_lengths).
 class AttentionEngineTest : public ::testing::TestWithParam<std::tuple<int, int64_t>> {
  protected:
   void SetUp() override { omp_set_num_threads(std::get<0>(GetParam())); }

@@ -1,5 +1,6 @@
 // Tests of src/online_softmax, every implementation this CPU runs (scalar, AVX-512, AVX-512 with
-// AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows.
+// AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows:
+// steps then finish, and a single step then normalize.
 // Rows are fed in tiles of uneven widths (tails off multiples of 16), with -inf keys, tiles that
 // are all -inf, rows that are all -inf and a row whose scores climb steadily (its reference
 // must keep rising). Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
@@ -24,17 +25,9 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-struct Kernel {
-  std::string name;
-  OnlineSoftmaxStepFn step;
-};
+using Kernel = OnlineSoftmaxKernels;
 
-std::vector<Kernel> Kernels() {
-  std::vector<Kernel> kernels = {{"scalar", OnlineSoftmaxStepScalar}};
-  if (CpuHasAvx512()) kernels.push_back({"avx512", OnlineSoftmaxStepAvx512});
-  if (CpuHasAvx512Bf16()) kernels.push_back({"avx512_bf16", OnlineSoftmaxStepAvx512Bf16});
-  return kernels;
-}
+std::vector<Kernel> Kernels() { return OnlineSoftmaxKernelsOfThisCpu(); }
 
 float FromBf16(uint16_t bits) {
   const uint32_t wide = uint32_t{bits} << 16;
@@ -62,6 +55,14 @@ std::vector<float> Scores(int64_t rows, int64_t keys, std::mt19937& rng) {
   return s;
 }
 
+// V [keys x cols], standard normal.
+std::vector<float> Values(int64_t keys, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> normal;
+  std::vector<float> v(keys * cols);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
 // softmax(s) V per row in double; rows with every key -inf give 0.
 std::vector<double> Reference(const std::vector<float>& s, const std::vector<float>& v,
                               int64_t rows, int64_t keys, int64_t cols) {
@@ -82,7 +83,7 @@ std::vector<double> Reference(const std::vector<float>& s, const std::vector<flo
 
 // Runs the online softmax over `tiles` (widths summing to keys), doing acc += P_t V_t in
 // double as the engine's matmul would, and returns the finished output.
-std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
+std::vector<float> Online(const Kernel& kernel, const std::vector<float>& s,
                           const std::vector<float>& v, int64_t rows, int64_t keys, int64_t cols,
                           const std::vector<int64_t>& tiles) {
   std::vector<float> row_max(rows, kNegInf), row_sum(rows, 0.0f), acc(rows * cols, 0.0f);
@@ -94,7 +95,7 @@ std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
       std::copy_n(&s[r * keys + first], width, &tile[r * width]);
     }
     std::vector<uint16_t> bf16(rows * width);
-    step(tile.data(), rows, width, nullptr, state, bf16.data());
+    kernel.step(tile.data(), rows, width, nullptr, state, bf16.data());
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t j = 0; j < width; ++j) {
         const float p = tile[r * width + j];
@@ -114,7 +115,7 @@ std::vector<float> Online(OnlineSoftmaxStepFn step, const std::vector<float>& s,
   }
   EXPECT_EQ(first, keys);
   std::vector<float> out(rows * cols, kNegInf);
-  OnlineSoftmaxFinish(state, rows, out.data(), cols);
+  kernel.finish(state, rows, out.data(), cols);
   return out;
 }
 
@@ -122,16 +123,14 @@ TEST(OnlineSoftmaxTest, TiledMatchesWholeRowSoftmaxTimesV) {
   constexpr int64_t kRows = 6, kKeys = 300, kCols = 7;
   std::mt19937 rng(3);
   const std::vector<float> s = Scores(kRows, kKeys, rng);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(kKeys * kCols);
-  for (float& x : v) x = normal(rng);
+  const std::vector<float> v = Values(kKeys, kCols, rng);
   const std::vector<double> want = Reference(s, v, kRows, kKeys, kCols);
   const std::vector<std::vector<int64_t>> tilings = {
       {300}, {16, 16, 16, 252}, {37, 5, 64, 1, 193}, {128, 128, 44}, {40, 260}};
   for (const Kernel& kernel : Kernels()) {
     for (const auto& tiles : tilings) {
-      SCOPED_TRACE(kernel.name + ", first tile " + std::to_string(tiles[0]));
-      const std::vector<float> got = Online(kernel.step, s, v, kRows, kKeys, kCols, tiles);
+      SCOPED_TRACE(std::string(kernel.name) + ", first tile " + std::to_string(tiles[0]));
+      const std::vector<float> got = Online(kernel, s, v, kRows, kKeys, kCols, tiles);
       for (int64_t i = 0; i < kRows * kCols; ++i) {
         ASSERT_NEAR(got[i], want[i], 1e-5) << "at " << i;
       }
@@ -234,10 +233,47 @@ TEST(OnlineSoftmaxTest, RowKeysForbidLikeMinusInfinity) {
   }
 }
 
-TEST(OnlineSoftmaxTest, BestStepMatchesTheCpu) {
-  EXPECT_EQ(BestOnlineSoftmaxStep(), CpuHasAvx512Bf16() ? OnlineSoftmaxStepAvx512Bf16
-                                     : CpuHasAvx512()   ? OnlineSoftmaxStepAvx512
-                                                        : OnlineSoftmaxStepScalar);
+// A single step over every key with no accumulator, then normalize: P = softmax(s) row by row
+// (within 1e-6 of the double reference; 0 for the all -inf row), the same in bf16 within half
+// a bf16 ulp, and P V equal to the whole-row reference within 1e-5.
+TEST(OnlineSoftmaxTest, OneStepNormalisedIsTheSoftmax) {
+  constexpr int64_t kRows = 6, kKeys = 45, kCols = 5;
+  std::mt19937 rng(7);
+  const std::vector<float> s = Scores(kRows, kKeys, rng);
+  const std::vector<float> v = Values(kKeys, kCols, rng);
+  const std::vector<double> want_out = Reference(s, v, kRows, kKeys, kCols);
+  for (const Kernel& kernel : Kernels()) {
+    SCOPED_TRACE(kernel.name);
+    std::vector<float> row_max(kRows, kNegInf), row_sum(kRows, 0.0f);
+    std::vector<float> p = s;
+    kernel.step(p.data(), kRows, kKeys, nullptr, {row_max.data(), row_sum.data()}, nullptr);
+    std::vector<uint16_t> bf16(kRows * kKeys);
+    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), bf16.data());
+    for (int64_t r = 0; r < kRows; ++r) {
+      const float* row = &s[r * kKeys];
+      const double max = *std::max_element(row, row + kKeys);
+      double sum = 0;
+      for (int64_t j = 0; j < kKeys; ++j) sum += std::exp(double(row[j]) - max);
+      for (int64_t j = 0; j < kKeys; ++j) {
+        const int64_t i = r * kKeys + j;
+        const double want = max == -INFINITY ? 0.0 : std::exp(double(row[j]) - max) / sum;
+        EXPECT_NEAR(p[i], want, 1e-6 * want + 1e-37) << "row " << r << " key " << j;
+        EXPECT_LE(std::abs(FromBf16(bf16[i]) - p[i]), p[i] * 0x1p-8f) << "row " << r;
+      }
+      for (int64_t c = 0; c < kCols; ++c) {
+        double out = 0;
+        for (int64_t j = 0; j < kKeys; ++j) out += double(p[r * kKeys + j]) * v[j * kCols + c];
+        EXPECT_NEAR(out, want_out[r * kCols + c], 1e-5) << "row " << r << " col " << c;
+      }
+    }
+    for (int64_t j = 0; j < kKeys; ++j) EXPECT_EQ(p[1 * kKeys + j], 0.0f);  // all -inf
+  }
+}
+
+TEST(OnlineSoftmaxTest, BestKernelsMatchTheCpu) {
+  EXPECT_STREQ(BestOnlineSoftmaxKernels().name, CpuHasAvx512Bf16() ? "avx512_bf16"
+                                                : CpuHasAvx512()   ? "avx512"
+                                                                   : "scalar");
 }
 
 }  // namespace
