@@ -5,7 +5,8 @@
 // layout (attention_layout.h) says where each lives. K is copied once, transposed, and a
 // strided V made dense (see PreparedOperands; brgemm reads only dense matrices), a strided Q a
 // piece's rows at a time -- except in units of few rows, which read all three in place. In bf16
-// the dense bf16 copies of Q and V are made from any strides.
+// the dense bf16 copies of Q and V are made from any strides, from f32 or bf16 inputs; bf16
+// inputs computed in f32 are widened first.
 #include "src/attention_engine.h"
 
 #include <algorithm>
@@ -37,13 +38,18 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   // As computed: Q and V as the matmuls read them, few-row units in f32 (see kFewRows).
   AttentionInputs in = inputs;
   Layout layout(in, outputs);
+  in.bf16_compute = inputs.bf16_compute && layout.rows_per_unit > kFewRows;
+  WidenedInputs widened;  // bf16 inputs computed in f32
+  if (in.bf16_inputs() && !in.bf16_compute) {
+    in = WidenBf16Inputs(in, layout, widened);
+    layout = Layout(in, outputs);
+  }
   PreparedOperands prepared;
   const int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
   // Tiles start on the K^T layout's blocks.
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
-  in.bf16_compute = inputs.bf16_compute && prepared.keys_transposed;
   if (absl::Status status = PrepareOperands(in, layout, prepared); !status.ok()) {
     return status;
   }

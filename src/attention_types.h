@@ -67,13 +67,18 @@ struct OperandStrides {
   bool operator==(const OperandStrides&) const = default;
 };
 
-// f32 inputs: query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv], dense row-major unless
-// their strides say otherwise.
+// Inputs query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv], dense row-major unless
+// their strides say otherwise: f32, or bfloat16 (the *_bf16 pointers set instead, all three).
+// bf16 inputs are read as they are when computed in bf16; otherwise the engine widens them to
+// f32 first.
 struct AttentionInputs {
   AttentionDims dims;
   const float* query = nullptr;
   const float* key = nullptr;
   const float* value = nullptr;
+  const uint16_t* query_bf16 = nullptr;
+  const uint16_t* key_bf16 = nullptr;
+  const uint16_t* value_bf16 = nullptr;
   OperandStrides query_strides;
   OperandStrides key_strides;
   OperandStrides value_strides;
@@ -82,6 +87,8 @@ struct AttentionInputs {
   // Compute Q K^T and P V with bfloat16 operands (f32 accumulation, f32 scores and softmax).
   // Otherwise everything is f32.
   bool bf16_compute = false;
+
+  bool bf16_inputs() const { return query_bf16 != nullptr; }
 };
 
 // f32 outputs. `output` [B,H,Sq,Dv] (dense unless `output_strides` say otherwise) is required;

@@ -103,23 +103,80 @@ void TransposeUnits(const uint32_t* src, int64_t keys, int64_t rows, int64_t str
   }
 }
 
-template <bool kNativeBf16>
+// 16 floats (lanes of `lanes`, 0 elsewhere) from f32 or from bf16 (exactly: bf16 is the high
+// half of a float).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Load16(const float* x,
+                                                                          __mmask16 lanes) {
+  return _mm512_maskz_loadu_ps(lanes, x);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 Load16(const uint16_t* x,
+                                                                          __mmask16 lanes) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, x));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+
+inline float ToFloat(float x) { return x; }
+inline float ToFloat(uint16_t x) { return BFloat16ToFloat(x); }
+
+template <bool kNativeBf16, typename T>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void ConvertRowsAvx512(
-    const float* in, int64_t rows, int64_t cols, int64_t in_stride, float scale, uint16_t* out,
+    const T* in, int64_t rows, int64_t cols, int64_t in_stride, float scale, uint16_t* out,
     int64_t out_stride) {
   const __m512 factor = _mm512_set1_ps(scale);
-  const int64_t full = cols / 16 * 16;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (cols - full)) - 1);
   for (int64_t r = 0; r < rows; ++r) {
-    const float* x = in + r * in_stride;
+    const T* x = in + r * in_stride;
     uint16_t* y = out + r * out_stride;
-    for (int64_t c = 0; c < full; c += 16) {
-      StoreBf16<kNativeBf16>(_mm512_mul_ps(_mm512_loadu_ps(x + c), factor), 0xFFFF, y + c);
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 lanes =
+          cols - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - c)) - 1);
+      StoreBf16<kNativeBf16>(_mm512_mul_ps(Load16(x + c, lanes), factor), lanes, y + c);
     }
-    if (tail != 0) {
-      StoreBf16<kNativeBf16>(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + full), factor), tail,
-                             y + full);
-    }
+  }
+}
+
+template <typename T>
+void ConvertRows(const T* in, int64_t rows, int64_t cols, int64_t in_stride, float scale,
+                 uint16_t* out, int64_t out_stride, CopyKernel kernel) {
+  switch (kernel) {
+    case CopyKernel::kAvx512Bf16:
+      ConvertRowsAvx512<true>(in, rows, cols, in_stride, scale, out, out_stride);
+      return;
+    case CopyKernel::kAvx512:
+      ConvertRowsAvx512<false>(in, rows, cols, in_stride, scale, out, out_stride);
+      return;
+    case CopyKernel::kScalar:
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+          out[r * out_stride + c] = FloatToBFloat16(scale * ToFloat(in[r * in_stride + c]));
+        }
+      }
+      return;
+  }
+}
+
+// K^T in bf16 from f32 or bf16 keys: per block of 64 keys, its rows in bf16, two adjacent rows
+// of D forming one 32-bit unit (an odd D's last unit padded with a zero), then those units
+// transposed.
+template <typename T>
+void TransposeKeysToBf16(const T* key, int64_t keys, int64_t dim, int64_t row_stride,
+                         const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel) {
+  const int64_t pairs = (dim + 1) / 2;
+  const UnitLayout units = {.padded_rows = layout.padded_rows / 2,
+                            .row_block_stride = layout.row_block_stride / 2,
+                            .key_block_stride = layout.key_block_stride / 2};
+  // One staging block per thread, kept from call to call (heads are prepared by many threads).
+  thread_local std::vector<uint32_t> staged;
+  staged.resize(kKeyBlock * pairs);
+  auto* staged_bf16 = reinterpret_cast<uint16_t*>(staged.data());
+  if (dim % 2 != 0) {
+    for (int64_t k = 0; k < kKeyBlock; ++k) staged_bf16[k * 2 * pairs + dim] = 0;
+  }
+  for (int64_t first = 0; first < layout.padded_keys; first += kKeyBlock) {
+    const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeyBlock);
+    ConvertRows(key + first * row_stride, block_keys, dim, row_stride, 1.0f, staged_bf16,
+                2 * pairs, kernel);
+    TransposeUnits(staged.data(), block_keys, pairs, pairs, first, kKeyBlock, units,
+                   reinterpret_cast<uint32_t*>(key_t), kernel);
   }
 }
 
@@ -143,44 +200,28 @@ void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stri
 
 void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
                    const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel) {
-  // Per block of 64 keys: its rows in bf16, two adjacent rows of D forming one 32-bit unit (an
-  // odd D's last unit padded with a zero), then those units transposed.
-  const int64_t pairs = (dim + 1) / 2;
-  const UnitLayout units = {.padded_rows = layout.padded_rows / 2,
-                            .row_block_stride = layout.row_block_stride / 2,
-                            .key_block_stride = layout.key_block_stride / 2};
-  // One staging block per thread, kept from call to call (heads are prepared by many threads).
-  thread_local std::vector<uint32_t> staged;
-  staged.resize(kKeyBlock * pairs);
-  auto* staged_bf16 = reinterpret_cast<uint16_t*>(staged.data());
-  if (dim % 2 != 0) {
-    for (int64_t k = 0; k < kKeyBlock; ++k) staged_bf16[k * 2 * pairs + dim] = 0;
-  }
-  for (int64_t first = 0; first < layout.padded_keys; first += kKeyBlock) {
-    const int64_t block_keys = std::clamp<int64_t>(keys - first, 0, kKeyBlock);
-    ConvertRowsToBf16(key + first * row_stride, block_keys, dim, row_stride, 1.0f, staged_bf16,
-                      2 * pairs, kernel);
-    TransposeUnits(staged.data(), block_keys, pairs, pairs, first, kKeyBlock, units,
-                   reinterpret_cast<uint32_t*>(key_t), kernel);
-  }
+  TransposeKeysToBf16(key, keys, dim, row_stride, layout, key_t, kernel);
+}
+
+void TransposeKeys(const uint16_t* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel) {
+  TransposeKeysToBf16(key, keys, dim, row_stride, layout, key_t, kernel);
 }
 
 void ConvertRowsToBf16(const float* in, int64_t rows, int64_t cols, int64_t in_stride,
                        float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel) {
-  switch (kernel) {
-    case CopyKernel::kAvx512Bf16:
-      ConvertRowsAvx512<true>(in, rows, cols, in_stride, scale, out, out_stride);
-      return;
-    case CopyKernel::kAvx512:
-      ConvertRowsAvx512<false>(in, rows, cols, in_stride, scale, out, out_stride);
-      return;
-    case CopyKernel::kScalar:
-      for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t c = 0; c < cols; ++c) {
-          out[r * out_stride + c] = FloatToBFloat16(scale * in[r * in_stride + c]);
-        }
-      }
-      return;
+  ConvertRows(in, rows, cols, in_stride, scale, out, out_stride, kernel);
+}
+
+void ConvertRowsToBf16(const uint16_t* in, int64_t rows, int64_t cols, int64_t in_stride,
+                       float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel) {
+  ConvertRows(in, rows, cols, in_stride, scale, out, out_stride, kernel);
+}
+
+void ConvertRowsToF32(const uint16_t* in, int64_t rows, int64_t cols, int64_t in_stride,
+                      float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = BFloat16ToFloat(in[r * in_stride + c]);
   }
 }
 

@@ -1,11 +1,12 @@
 // Copies of attention operands in the layouts the engine's matmuls read: one head's K^T in
-// oneDNN's blocked weights layout (f32 or bf16), and rows of Q or V as dense bfloat16 (times a
-// scale). They replace per-head oneDNN reorders, whose fixed cost per call (a few microseconds)
-// outweighed the copying itself on small heads. Three kernels, chosen by the CPU's features:
-// AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code. bfloat16 is rounded
-// to nearest even, NaN kept a quiet NaN; the results are identical except for denormal inputs,
-// which AVX512_BF16's conversion (like oneDNN's own on such CPUs) turns into zero of their sign
-// and the others round. Pure functions; thread-safe.
+// oneDNN's blocked weights layout (f32 or bf16, from f32 or bf16 keys), rows of Q or V as dense
+// bfloat16 (times a scale; from f32 or bf16), and bf16 rows widened to f32. They replace
+// per-head oneDNN reorders, whose fixed cost per call (a few microseconds) outweighed the
+// copying itself on small heads. Three kernels, chosen by the CPU's features: AVX-512 with
+// AVX512_BF16, AVX-512 without it, and portable scalar code. bfloat16 is rounded to nearest
+// even, NaN kept a quiet NaN; the results are identical except for denormal inputs, which
+// AVX512_BF16's conversion (like oneDNN's own on such CPUs) turns into zero of their sign and
+// the others round. Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_OPERAND_COPIES_H_
 #define ATTNSERVE_SRC_OPERAND_COPIES_H_
 
@@ -39,11 +40,22 @@ void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stri
                    const KeyTransposedLayout& layout, float* key_t, CopyKernel kernel);
 void TransposeKeys(const float* key, int64_t keys, int64_t dim, int64_t row_stride,
                    const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel);
+// The same from bfloat16 keys.
+void TransposeKeys(const uint16_t* key, int64_t keys, int64_t dim, int64_t row_stride,
+                   const KeyTransposedLayout& layout, uint16_t* key_t, CopyKernel kernel);
 
 // out = bfloat16(scale * x) for the `rows` x `cols` matrix x at `in` (rows `in_stride` apart),
 // rows `out_stride` apart.
 void ConvertRowsToBf16(const float* in, int64_t rows, int64_t cols, int64_t in_stride,
                        float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel);
+// The same from a bfloat16 x (an exact copy when scale is 1).
+void ConvertRowsToBf16(const uint16_t* in, int64_t rows, int64_t cols, int64_t in_stride,
+                       float scale, uint16_t* out, int64_t out_stride, CopyKernel kernel);
+
+// out = the f32 values of the `rows` x `cols` bfloat16 matrix at `in` (rows `in_stride` apart),
+// dense (exact).
+void ConvertRowsToF32(const uint16_t* in, int64_t rows, int64_t cols, int64_t in_stride,
+                      float* out);
 
 }  // namespace attn
 

@@ -12,36 +12,50 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
+// Prepares (batch, KV head) `head` (b * Hkv + g) for bf16 compute from inputs of type T (f32
+// or bf16): its K^T, its V and its group's G query heads (times the scale) in dense bf16.
+template <typename T>
+void PrepareHeadInBf16(const T* query, const T* key, const T* value, const AttentionInputs& in,
+                       const Layout& l, const KeyTransposedLayout& key_t, int64_t head,
+                       CopyKernel kernel, PreparedOperands& prepared) {
+  const AttentionDims& d = in.dims;
+  const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
+  TransposeKeys(key + b * l.k.batch + g * l.k.head, d.kv_len, d.head_dim, l.k.row, key_t,
+                prepared.key_t_bf16.get() + head * prepared.key_t_head, kernel);
+  ConvertRowsToBf16(value + b * l.v.batch + g * l.v.head, d.kv_len, d.value_dim, l.v.row, 1.0f,
+                    prepared.value.get() + head * d.kv_len * d.value_dim, d.value_dim, kernel);
+  // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
+  // every bf16 score tile.
+  for (int64_t h = g * d.group_size(); h < (g + 1) * d.group_size(); ++h) {
+    ConvertRowsToBf16(query + b * l.q.batch + h * l.q.head, d.q_len, d.head_dim, l.q.row,
+                      in.scale, prepared.query.get() + (b * d.heads + h) * d.q_len * d.head_dim,
+                      d.head_dim, kernel);
+  }
+}
+
 // Prepares (batch, KV head) `head` (b * Hkv + g): its K^T and, for bf16 compute, its V and its
 // group's G query heads (times the scale) in dense bf16; for f32, its V in dense f32 when
 // PrepareOperands made room for that.
 void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposedLayout& key_t,
                  int64_t head, CopyKernel kernel, PreparedOperands& prepared) {
-  const AttentionDims& d = in.dims;
-  const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
-  const float* key = in.key + b * l.k.batch + g * l.k.head;
-  if (!in.bf16_compute) {
-    TransposeKeys(key, d.kv_len, d.head_dim, l.k.row, key_t,
-                  prepared.key_t.get() + head * prepared.key_t_head, kernel);
-    if (prepared.dense_value == nullptr) return;
-    const float* value = in.value + b * l.v.batch + g * l.v.head;
-    float* dense = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
-    for (int64_t k = 0; k < d.kv_len; ++k) {
-      std::memcpy(dense + k * d.value_dim, value + k * l.v.row, d.value_dim * sizeof(float));
-    }
+  if (in.bf16_compute && in.bf16_inputs()) {
+    PrepareHeadInBf16(in.query_bf16, in.key_bf16, in.value_bf16, in, l, key_t, head, kernel,
+                      prepared);
     return;
   }
-  TransposeKeys(key, d.kv_len, d.head_dim, l.k.row, key_t,
-                prepared.key_t_bf16.get() + head * prepared.key_t_head, kernel);
-  ConvertRowsToBf16(in.value + b * l.v.batch + g * l.v.head, d.kv_len, d.value_dim, l.v.row,
-                    1.0f, prepared.value.get() + head * d.kv_len * d.value_dim, d.value_dim,
-                    kernel);
-  // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
-  // every bf16 score tile.
-  for (int64_t h = g * d.group_size(); h < (g + 1) * d.group_size(); ++h) {
-    ConvertRowsToBf16(in.query + b * l.q.batch + h * l.q.head, d.q_len, d.head_dim, l.q.row,
-                      in.scale, prepared.query.get() + (b * d.heads + h) * d.q_len * d.head_dim,
-                      d.head_dim, kernel);
+  if (in.bf16_compute) {
+    PrepareHeadInBf16(in.query, in.key, in.value, in, l, key_t, head, kernel, prepared);
+    return;
+  }
+  const AttentionDims& d = in.dims;
+  const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
+  TransposeKeys(in.key + b * l.k.batch + g * l.k.head, d.kv_len, d.head_dim, l.k.row, key_t,
+                prepared.key_t.get() + head * prepared.key_t_head, kernel);
+  if (prepared.dense_value == nullptr) return;
+  const float* value = in.value + b * l.v.batch + g * l.v.head;
+  float* dense = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
+  for (int64_t k = 0; k < d.kv_len; ++k) {
+    std::memcpy(dense + k * d.value_dim, value + k * l.v.row, d.value_dim * sizeof(float));
   }
 }
 
@@ -57,6 +71,31 @@ KeyTransposedLayout KeyTransposedLayoutOf(const memory::desc& head_t) {
           .padded_keys = md.padded_dims[1],
           .row_block_stride = md.format_desc.blocking.strides[0],
           .key_block_stride = md.format_desc.blocking.strides[1]};
+}
+
+AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
+                                WidenedInputs& widened) {
+  const AttentionDims& d = in.dims;
+  // Each operand's heads (batch x heads of rows x cols) into a dense copy.
+  auto widen = [](const uint16_t* from, const OperandStrides& at, int64_t batch, int64_t heads,
+                  int64_t rows, int64_t cols, std::unique_ptr<float[]>& to) {
+    to.reset(new float[batch * heads * rows * cols]);
+#pragma omp parallel for schedule(static) if (batch * heads > 1)
+    for (int64_t head = 0; head < batch * heads; ++head) {
+      ConvertRowsToF32(from + head / heads * at.batch + head % heads * at.head, rows, cols, at.row,
+                       to.get() + head * rows * cols);
+    }
+    return to.get();
+  };
+  AttentionInputs out = in;
+  out.query = widen(in.query_bf16, layout.q, d.batch, d.heads, d.q_len, d.head_dim,
+                    widened.query);
+  out.key = widen(in.key_bf16, layout.k, d.batch, d.kv_heads, d.kv_len, d.head_dim, widened.key);
+  out.value = widen(in.value_bf16, layout.v, d.batch, d.kv_heads, d.kv_len, d.value_dim,
+                    widened.value);
+  out.query_bf16 = out.key_bf16 = out.value_bf16 = nullptr;
+  out.query_strides = out.key_strides = out.value_strides = {};
+  return out;
 }
 
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,

@@ -50,6 +50,17 @@ struct PreparedOperands {
   std::unique_ptr<float[]> dense_value;    // f32, keys_transposed, V rows strided: V dense
 };
 
+// Dense f32 copies of bf16 inputs, for calls computed in f32.
+struct WidenedInputs {
+  std::unique_ptr<float[]> query, key, value;
+};
+
+// `in` with its bf16 inputs (laid out as `layout`) widened into `widened`, dense [B,H,S,C]
+// (exact): the f32 pointers set to them, the bf16 ones cleared, the strides dense. The calling
+// thread's OpenMP threads share the heads.
+AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
+                                WidenedInputs& widened);
+
 // Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
 // kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
 // (operand_copies.h), the calling thread's OpenMP threads sharing the heads. INTERNAL for bf16

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 
 #include "gtest/gtest.h"
 #include "src/attention_shapes.h"
+#include "src/dtype.h"
 #include "src/reference_attention.h"
 
 namespace attn {
@@ -414,6 +416,63 @@ TEST_P(AttentionEngineTest, Bf16ComputeIsWithinOnePercent) {
           }
         }
       }
+    }
+  }
+}
+
+// `values` [batch x heads x rows x cols] rounded to bfloat16 in place, and their bf16 bits laid
+// out with 3 unused elements after each row (garbage in them); returns the strides of that.
+OperandStrides RoundToPaddedBf16(std::vector<float>& values, int64_t heads, int64_t rows,
+                                 int64_t cols, std::vector<uint16_t>& padded) {
+  const int64_t row = cols + 3;
+  padded.assign(values.size() / cols * row, FloatToBFloat16(NAN));
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t bits = FloatToBFloat16(values[i]);
+    values[i] = BFloat16ToFloat(bits);
+    padded[i / cols * row + i % cols] = bits;
+  }
+  return {.batch = heads * rows * row, .head = rows * row, .row = row};
+}
+
+// bf16 inputs (strided, rows padded) give exactly the answers of the same values in f32, both
+// computed in bf16 (read as they are) and in f32 (widened first), with maps, masks, GQA, and
+// decode-sized units (which compute in f32 either way).
+TEST_P(AttentionEngineTest, Bf16InputsMatchTheSameValuesInF32) {
+  for (const AttentionDims& d : Shapes()) {
+    const Case c{.dims = d, .mask = kCausalLowerRight | kKeyLengths | kBias4d};
+    SCOPED_TRACE(Describe(c));
+    const Problem problem(c, 41);
+    AttentionInputs f32 = problem.Inputs();
+    std::vector<float> q(f32.query, f32.query + d.batch * d.heads * d.q_len * d.head_dim);
+    std::vector<float> k(f32.key, f32.key + d.batch * d.kv_heads * d.kv_len * d.head_dim);
+    std::vector<float> v(f32.value, f32.value + d.batch * d.kv_heads * d.kv_len * d.value_dim);
+    std::vector<uint16_t> q16, k16, v16;
+    AttentionInputs bf16 = f32;
+    bf16.query = bf16.key = bf16.value = nullptr;
+    bf16.query_strides = RoundToPaddedBf16(q, d.heads, d.q_len, d.head_dim, q16);
+    bf16.key_strides = RoundToPaddedBf16(k, d.kv_heads, d.kv_len, d.head_dim, k16);
+    bf16.value_strides = RoundToPaddedBf16(v, d.kv_heads, d.kv_len, d.value_dim, v16);
+    bf16.query_bf16 = q16.data();
+    bf16.key_bf16 = k16.data();
+    bf16.value_bf16 = v16.data();
+    f32.query = q.data();
+    f32.key = k.data();
+    f32.value = v.data();
+    for (bool compute_bf16 : {false, true}) {
+      f32.bf16_compute = bf16.bf16_compute = compute_bf16;
+      Outputs want(d), got(d);
+      ASSERT_TRUE(engine_.Run(f32, want.View(true, true)).ok());
+      ASSERT_TRUE(engine_.Run(bf16, got.View(true, true)).ok());
+      // Compared as bits: NaN would fail, and -0 or +0 must match too.
+      auto bits = [](const std::vector<float>& x) {
+        std::vector<uint32_t> b(x.size());
+        std::memcpy(b.data(), x.data(), x.size() * sizeof(float));
+        return b;
+      };
+      EXPECT_EQ(bits(got.output), bits(want.output)) << "compute bf16 " << compute_bf16;
+      EXPECT_EQ(bits(got.probabilities), bits(want.probabilities));
+      EXPECT_EQ(bits(got.scores), bits(want.scores));
+      ASSERT_FALSE(std::isnan(got.output[0]));
     }
   }
 }

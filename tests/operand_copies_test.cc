@@ -126,6 +126,47 @@ TEST(OperandCopiesTest, Bf16RowsRoundToNearestEvenWithScale) {
   }
 }
 
+// bf16 sources (K for K^T, rows for bf16 rows times a scale, rows widened to f32) give exactly
+// what the same values in f32 give: random values, specials (NaN, infinities, -0, a bf16
+// denormal), strided rows and column counts off multiples of 16.
+TEST(OperandCopiesTest, Bf16SourcesMatchTheirF32Values) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const uint16_t special[] = {0x7FC0, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x3F81};
+  for (const KeysCase& c : {KeysCase{5, 3, 3}, KeysCase{65, 64, 70}, KeysCase{130, 17, 19}}) {
+    std::vector<uint16_t> bits(c.keys * c.row_stride);
+    for (uint16_t& b : bits) b = FloatToBFloat16(normal(rng));
+    for (size_t i = 0; i < std::size(special); ++i) bits[i * 3 % bits.size()] = special[i];
+    std::vector<float> values(bits.size());
+    for (size_t i = 0; i < bits.size(); ++i) values[i] = BFloat16ToFloat(bits[i]);
+    KeyTransposedLayout layout;
+    const std::vector<uint8_t> reorder = OneDnnKeyTranspose(values, c, true, layout);
+    for (const auto& [name, kernel] : Kernels()) {
+      SCOPED_TRACE(name + " keys=" + std::to_string(c.keys) + " dim=" + std::to_string(c.dim));
+      std::vector<uint16_t> from_bf16(reorder.size() / 2, 0xCDCD), from_f32 = from_bf16;
+      TransposeKeys(bits.data(), c.keys, c.dim, c.row_stride, layout, from_bf16.data(), kernel);
+      TransposeKeys(values.data(), c.keys, c.dim, c.row_stride, layout, from_f32.data(), kernel);
+      EXPECT_EQ(from_bf16, from_f32);
+      for (float scale : {1.0f, 0.3f}) {
+        std::vector<uint16_t> rows_bf16(c.keys * (c.dim + 1), 0x1234), rows_f32 = rows_bf16;
+        ConvertRowsToBf16(bits.data(), c.keys, c.dim, c.row_stride, scale, rows_bf16.data(),
+                          c.dim + 1, kernel);
+        ConvertRowsToBf16(values.data(), c.keys, c.dim, c.row_stride, scale, rows_f32.data(),
+                          c.dim + 1, kernel);
+        EXPECT_EQ(rows_bf16, rows_f32) << "scale " << scale;
+      }
+    }
+    std::vector<float> widened(c.keys * c.dim);
+    ConvertRowsToF32(bits.data(), c.keys, c.dim, c.row_stride, widened.data());
+    for (int64_t r = 0; r < c.keys; ++r) {
+      for (int64_t d = 0; d < c.dim; ++d) {
+        const float want = values[r * c.row_stride + d], got = widened[r * c.dim + d];
+        ASSERT_EQ(std::memcmp(&got, &want, sizeof(float)), 0) << "row " << r << " col " << d;
+      }
+    }
+  }
+}
+
 TEST(OperandCopiesTest, BestKernelFollowsTheCpu) {
   EXPECT_EQ(BestCopyKernel(), CpuHasAvx512Bf16() ? CopyKernel::kAvx512Bf16
                               : CpuHasAvx512()   ? CopyKernel::kAvx512
