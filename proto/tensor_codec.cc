@@ -101,7 +101,7 @@ bool IsEmptyTensor(const pb::Tensor& tensor) {
 }
 
 absl::StatusOr<FloatTensor> DecodeFloatTensor(absl::string_view field, const pb::Tensor& tensor,
-                                              int64_t max_elements) {
+                                              int64_t max_elements, bool keep_bf16) {
   absl::StatusOr<DType> dtype = DTypeFromProto(absl::StrCat(field, ".dtype"), tensor.dtype());
   if (!dtype.ok()) return dtype.status();
   if (*dtype == DType::kBool) {
@@ -129,6 +129,16 @@ absl::StatusOr<FloatTensor> DecodeFloatTensor(absl::string_view field, const pb:
   const void* bytes = tensor.data().data();
   if (*dtype == DType::kFloat32 && reinterpret_cast<uintptr_t>(bytes) % alignof(float) == 0) {
     out.data = static_cast<const float*>(bytes);
+    return out;
+  }
+  if (*dtype == DType::kBFloat16 && keep_bf16) {
+    if (reinterpret_cast<uintptr_t>(bytes) % alignof(uint16_t) == 0) {
+      out.bf16 = static_cast<const uint16_t*>(bytes);
+    } else {
+      out.bf16_storage.resize(*count);
+      std::memcpy(out.bf16_storage.data(), bytes, *count * sizeof(uint16_t));
+      out.bf16 = out.bf16_storage.data();
+    }
     return out;
   }
   out.storage.resize(*count);

@@ -25,7 +25,9 @@ attention::v1::DataType DTypeToProto(DType dtype);
 bool IsEmptyTensor(const attention::v1::Tensor& tensor);
 
 // A decoded f32 tensor: `data` points into the message when it already holds f32 (no copy),
-// otherwise into `storage`. Valid while the message and this object live; do not copy it.
+// otherwise into `storage`. Or, when bfloat16 was asked to stay bfloat16, `bf16` points into
+// the message (into `bf16_storage` when its bytes are not 2-byte aligned) and `data` is null.
+// Valid while the message and this object live; do not copy it.
 struct FloatTensor {
   std::vector<int64_t> shape;
   int64_t count = 0;
@@ -33,14 +35,17 @@ struct FloatTensor {
   bool used_values = false;
   const float* data = nullptr;
   std::vector<float> storage;
+  const uint16_t* bf16 = nullptr;
+  std::vector<uint16_t> bf16_storage;
 };
 
-// Decodes a float tensor (FLOAT32/BFLOAT16/FLOAT16 in `data`, or `values`). Rejects: unknown or
-// BOOL dtype, both or neither of data/values, `values` with a non-f32 dtype, dims < 1, int64
-// overflow, more than `max_elements` elements (RESOURCE_EXHAUSTED), data length != count x size.
+// Decodes a float tensor (FLOAT32/BFLOAT16/FLOAT16 in `data`, or `values`); BFLOAT16 `data`
+// stays bfloat16 when `keep_bf16`. Rejects: unknown or BOOL dtype, both or neither of
+// data/values, `values` with a non-f32 dtype, dims < 1, int64 overflow, more than
+// `max_elements` elements (RESOURCE_EXHAUSTED), data length != count x size.
 absl::StatusOr<FloatTensor> DecodeFloatTensor(absl::string_view field,
                                               const attention::v1::Tensor& tensor,
-                                              int64_t max_elements);
+                                              int64_t max_elements, bool keep_bf16 = false);
 
 // A decoded BOOL tensor, one byte per element (nonzero = true).
 struct BoolTensor {

@@ -61,11 +61,17 @@ absl::Status Decode(const pb::AttendRequest& request, const AttendLimits& limits
   }
   out.inputs.mask = out.mask.spec;
 
-  absl::StatusOr<FloatTensor> query = DecodeFloatTensor("query", request.query(), limits.max_elements);
+  // bf16 inputs computed in bf16 reach the engine as they are (it converts them only to its
+  // blocked K^T and scaled Q copies); the three share one dtype, so all or none stay bf16.
+  const bool keep_bf16 = *bf16;
+  absl::StatusOr<FloatTensor> query =
+      DecodeFloatTensor("query", request.query(), limits.max_elements, keep_bf16);
   if (!query.ok()) return query.status();
-  absl::StatusOr<FloatTensor> key = DecodeFloatTensor("key", request.key(), limits.max_elements);
+  absl::StatusOr<FloatTensor> key =
+      DecodeFloatTensor("key", request.key(), limits.max_elements, keep_bf16);
   if (!key.ok()) return key.status();
-  absl::StatusOr<FloatTensor> value = DecodeFloatTensor("value", request.value(), limits.max_elements);
+  absl::StatusOr<FloatTensor> value =
+      DecodeFloatTensor("value", request.value(), limits.max_elements, keep_bf16);
   if (!value.ok()) return value.status();
   out.query = *std::move(query);
   out.key = *std::move(key);
@@ -75,6 +81,9 @@ absl::Status Decode(const pb::AttendRequest& request, const AttendLimits& limits
   out.inputs.query = out.query.data;
   out.inputs.key = out.key.data;
   out.inputs.value = out.value.data;
+  out.inputs.query_bf16 = out.query.bf16;
+  out.inputs.key_bf16 = out.key.bf16;
+  out.inputs.value_bf16 = out.value.bf16;
   out.inputs.scale = *scale;
   out.maps = *maps;
   out.output_dtype = *output_dtype;
@@ -101,7 +110,8 @@ int64_t EstimateAttendBytes(const pb::AttendRequest& request, int threads) {
   if (q.size() != 4 || k.size() != 4 || v.size() != 4 || k[1] < 1) return 0;
   const int64_t b = q[0], h = q[1], sq = q[2], d = q[3], hkv = k[1], sk = k[2], dv = v[3];
   int64_t bytes = 0;
-  // f32 copies of inputs that are not f32 `data` (viewed in place otherwise)
+  // f32 copies of inputs that are not f32 `data` (viewed in place otherwise; bf16 computed in
+  // bf16 is viewed in place too, and this then bounds the engine's bf16 copies of Q and V)
   const bool converted = request.query().dtype() > pb::DATA_TYPE_FLOAT32 ||
                          request.query().values_size() > 0;
   if (converted) {

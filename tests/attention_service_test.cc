@@ -408,6 +408,37 @@ TEST_F(AttentionServiceTest, Bf16ComputeIsWithinOnePercent) {
   EXPECT_LE(MaxAbsError(Floats(response.output()), want.output) / largest, 1e-2);
 }
 
+// BFLOAT16 inputs computed in bf16 (read by the engine as they are) answer exactly what the same
+// values sent as FLOAT32 answer, maps included, for a block-sized call and a decode-sized one
+// (computed in f32, its inputs widened by the engine).
+TEST_F(AttentionServiceTest, Bf16InputsComputedInBf16MatchTheirF32Values) {
+  for (const pb::AttendRequest& shaped :
+       {MakeRequest(2, 4, 2, 33, 70, 64, 64, 8), MakeRequest(1, 8, 2, 1, 40, 32, 16, 9)}) {
+    pb::AttendRequest f32 = shaped, bf16 = shaped;
+    for (auto [f32_tensor, bf16_tensor] :
+         {std::pair{f32.mutable_query(), bf16.mutable_query()},
+          std::pair{f32.mutable_key(), bf16.mutable_key()},
+          std::pair{f32.mutable_value(), bf16.mutable_value()}}) {
+      const std::vector<int64_t> shape(f32_tensor->shape().begin(), f32_tensor->shape().end());
+      std::vector<float> values = Floats(*f32_tensor);
+      for (float& x : values) x = BFloat16ToFloat(FloatToBFloat16(x));
+      *f32_tensor = FloatTensorOf(shape, values);
+      *bf16_tensor = FloatTensorOf(shape, values, DType::kBFloat16);
+    }
+    for (pb::AttendRequest* request : {&f32, &bf16}) {
+      request->set_compute_dtype(pb::DATA_TYPE_BFLOAT16);
+      request->set_attention_maps(pb::ATTENTION_MAPS_PROBABILITIES_AND_SCORES);
+    }
+    pb::AttendResponse want, got;
+    ASSERT_TRUE(Attend(f32, &want).ok());
+    ASSERT_TRUE(Attend(bf16, &got).ok());
+    EXPECT_EQ(got.output().data(), want.output().data());
+    EXPECT_EQ(got.attention().data(), want.attention().data());
+    EXPECT_EQ(got.scores().data(), want.scores().data());
+    EXPECT_FALSE(got.output().data().empty());
+  }
+}
+
 TEST_F(AttentionServiceTest, Float16ComputeIsNotSupported) {
   pb::AttendRequest request = MakeRequest(1, 1, 1, 2, 2, 2, 2);
   request.set_compute_dtype(pb::DATA_TYPE_FLOAT16);

@@ -81,6 +81,27 @@ TEST(TensorCodecTest, EncodeIntoValuesKeepsF32) {
   EXPECT_EQ(t.dtype(), pb::DATA_TYPE_FLOAT32);
 }
 
+// BFLOAT16 data asked to stay bf16 is viewed in place, bits unchanged; FLOAT32 and FLOAT16
+// are decoded to f32 as ever.
+TEST(TensorCodecTest, Bf16KeptAsItIsWhenAsked) {
+  const uint16_t bits[] = {0x3F80, 0xC040, 0x7FC0};  // 1, -3, NaN
+  pb::Tensor t = Shaped({3});
+  t.set_dtype(pb::DATA_TYPE_BFLOAT16);
+  t.set_data(std::string(reinterpret_cast<const char*>(bits), sizeof(bits)));
+  auto kept = DecodeFloatTensor("key", t, 100, /*keep_bf16=*/true);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->data, nullptr);
+  ASSERT_NE(kept->bf16, nullptr);
+  EXPECT_EQ(static_cast<const void*>(kept->bf16), static_cast<const void*>(t.data().data()));
+  EXPECT_THAT(std::vector<uint16_t>(kept->bf16, kept->bf16 + 3),
+              ::testing::ElementsAre(0x3F80, 0xC040, 0x7FC0));
+  t.set_dtype(pb::DATA_TYPE_FLOAT16);
+  auto f16 = DecodeFloatTensor("key", t, 100, /*keep_bf16=*/true);
+  ASSERT_TRUE(f16.ok()) << f16.status();
+  EXPECT_EQ(f16->bf16, nullptr);
+  ASSERT_NE(f16->data, nullptr);
+}
+
 TEST(TensorCodecTest, UnknownDtypeIsNamed) {
   pb::Tensor t = Shaped({1});
   t.set_dtype(static_cast<pb::DataType>(17));
