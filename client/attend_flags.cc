@@ -15,6 +15,7 @@ ABSL_FLAG(std::string, causal, "none", "none, upper_left or lower_right");
 ABSL_FLAG(std::string, maps, "probabilities",
           "attend, bench: none, probabilities, scores or both");
 ABSL_FLAG(std::string, dtype, "f32", "attend, bench: f32, bf16 or f16 (inputs and output)");
+ABSL_FLAG(std::string, compute, "f32", "attend, bench: f32 or bf16 (the compute_dtype asked for)");
 ABSL_FLAG(uint32_t, seed, 1, "random seed");
 
 namespace attn {
@@ -67,6 +68,11 @@ absl::StatusOr<RandomAttendSpec> RandomAttendSpecFromFlags() {
   } else {
     return absl::InvalidArgumentError(absl::StrCat("--dtype \"", dtype, "\": use f32, bf16 or f16"));
   }
+  const std::string compute = absl::GetFlag(FLAGS_compute);
+  if (compute != "f32" && compute != "bf16") {
+    return absl::InvalidArgumentError(absl::StrCat("--compute \"", compute, "\": use f32 or bf16"));
+  }
+  spec.bf16_compute = compute == "bf16";
   spec.seed = absl::GetFlag(FLAGS_seed);
   return spec;
 }

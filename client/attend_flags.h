@@ -1,6 +1,6 @@
 // The flags that describe a random AttendRequest, shared by attn-client (attend, bench, heatmap;
 // mha reads --kv_heads, --causal and --seed) and engine-load: --shape, --kv_heads, --value_dim,
-// --causal, --maps, --dtype, --seed.
+// --causal, --maps, --dtype, --compute, --seed.
 #ifndef ATTNSERVE_CLIENT_ATTEND_FLAGS_H_
 #define ATTNSERVE_CLIENT_ATTEND_FLAGS_H_
 
@@ -19,6 +19,7 @@ ABSL_DECLARE_FLAG(int64_t, value_dim);
 ABSL_DECLARE_FLAG(std::string, causal);
 ABSL_DECLARE_FLAG(std::string, maps);
 ABSL_DECLARE_FLAG(std::string, dtype);
+ABSL_DECLARE_FLAG(std::string, compute);
 ABSL_DECLARE_FLAG(uint32_t, seed);
 
 namespace attn {

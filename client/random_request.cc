@@ -60,6 +60,7 @@ RandomAttend MakeRandomAttend(const RandomAttendSpec& spec) {
   out.request.mutable_mask()->set_causal(spec.causal);
   out.request.set_attention_maps(spec.maps);
   out.request.set_output_dtype(DTypeToProto(spec.dtype));
+  if (spec.bf16_compute) out.request.set_compute_dtype(pb::DATA_TYPE_BFLOAT16);
   return out;
 }
 
@@ -69,7 +70,8 @@ std::string DescribeRandomAttend(const RandomAttendSpec& spec) {
                       " Sk=", d.kv_len, " D=", d.head_dim, " Dv=", d.value_dim,
                       " causal=", pb::Causal_Name(spec.causal),
                       " maps=", pb::AttentionMaps_Name(spec.maps),
-                      " dtype=", std::string(DTypeName(spec.dtype)));
+                      " dtype=", std::string(DTypeName(spec.dtype)),
+                      spec.bf16_compute ? " compute=bf16" : "");
 }
 
 }  // namespace attn

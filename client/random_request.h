@@ -20,6 +20,7 @@ struct RandomAttendSpec {
   attention::v1::Causal causal = attention::v1::CAUSAL_NONE;
   attention::v1::AttentionMaps maps = attention::v1::ATTENTION_MAPS_DEFAULT;
   DType dtype = DType::kFloat32;  // wire dtype of the inputs and of the output
+  bool bf16_compute = false;      // compute_dtype BFLOAT16
   uint32_t seed = 1;
 };
 
@@ -32,7 +33,8 @@ struct RandomAttend {
 // "B,H,Sq,Sk,D" -> five positive numbers.
 absl::StatusOr<std::vector<int64_t>> ParseShapeList(const std::string& text);
 RandomAttend MakeRandomAttend(const RandomAttendSpec& spec);
-// "B=1 H=12 Hkv=12 Sq=128 Sk=128 D=64 Dv=64 causal=CAUSAL_NONE maps=... dtype=f32".
+// "B=1 H=12 Hkv=12 Sq=128 Sk=128 D=64 Dv=64 causal=CAUSAL_NONE maps=... dtype=f32" (and
+// " compute=bf16" when asked).
 std::string DescribeRandomAttend(const RandomAttendSpec& spec);
 
 }  // namespace attn
