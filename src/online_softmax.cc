@@ -165,27 +165,29 @@ void ScalarStep(float* scores, int64_t rows, int64_t width, const int64_t* row_k
   }
 }
 
-void ScalarNormalize(float* p, int64_t rows, int64_t width, const float* row_sum,
-                     uint16_t* probs_bf16) {
+void ScalarNormalize(const float* p, int64_t rows, int64_t width, const float* row_sum,
+                     float* out, int64_t out_stride, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
     const float inverse = InverseSum(row_sum[r]);
-    for (int64_t j = r * width; j < (r + 1) * width; ++j) {
-      p[j] *= inverse;
-      if (probs_bf16 != nullptr) probs_bf16[j] = ToBf16(p[j]);
+    for (int64_t j = 0; j < width; ++j) {
+      const float x = p[r * width + j] * inverse;
+      if (out != nullptr) out[r * out_stride + j] = x;
+      if (probs_bf16 != nullptr) probs_bf16[r * width + j] = ToBf16(x);
     }
   }
 }
 
 template <bool kNativeBf16>
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Normalize(
-    float* p, int64_t rows, int64_t width, const float* row_sum, uint16_t* probs_bf16) {
+    const float* p, int64_t rows, int64_t width, const float* row_sum, float* out,
+    int64_t out_stride, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
     const __m512 inverse = _mm512_set1_ps(InverseSum(row_sum[r]));
-    for (int64_t j = r * width; j < (r + 1) * width; j += 16) {
-      const __mmask16 lanes = FirstLanes((r + 1) * width - j);
-      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), inverse);
-      _mm512_mask_storeu_ps(p + j, lanes, x);
-      if (probs_bf16 != nullptr) StoreBf16<kNativeBf16>(x, lanes, probs_bf16 + j);
+    for (int64_t j = 0; j < width; j += 16) {
+      const __mmask16 lanes = FirstLanes(width - j);
+      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + r * width + j), inverse);
+      if (out != nullptr) _mm512_mask_storeu_ps(out + r * out_stride + j, lanes, x);
+      if (probs_bf16 != nullptr) StoreBf16<kNativeBf16>(x, lanes, probs_bf16 + r * width + j);
     }
   }
 }

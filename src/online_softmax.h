@@ -39,11 +39,13 @@ using OnlineSoftmaxStepFn = void (*)(float* scores, int64_t rows, int64_t width,
                                      const int64_t* row_keys, const OnlineSoftmaxState& state,
                                      uint16_t* probs_bf16);
 
-// After the only step of rows that saw every key in it: p[r * width + j] /= row_sum[r] in
-// place (0 when row_sum[r] is 0), so that P V is the output; also written as bfloat16 to
-// probs_bf16 (rows x width) when it is not null.
-using OnlineSoftmaxNormalizeFn = void (*)(float* p, int64_t rows, int64_t width,
-                                          const float* row_sum, uint16_t* probs_bf16);
+// After the only step of rows that saw every key in it: P = p[r * width + j] / row_sum[r] (0 when
+// row_sum[r] is 0), so that P V is the output, written to out (rows out_stride apart; may be p
+// itself, with out_stride = width) unless it is null, and as bfloat16 to probs_bf16 (rows x
+// width) unless that is null.
+using OnlineSoftmaxNormalizeFn = void (*)(const float* p, int64_t rows, int64_t width,
+                                          const float* row_sum, float* out, int64_t out_stride,
+                                          uint16_t* probs_bf16);
 
 // out[r * out_stride + c] = acc[r * acc_cols + c] / row_sum[r], or 0 when row_sum[r] is 0.
 using OnlineSoftmaxFinishFn = void (*)(const OnlineSoftmaxState& state, int64_t rows,

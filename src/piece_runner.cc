@@ -158,8 +158,9 @@ class PieceRunner {
   // With maps every tile's p_t stays in the worker's scratch, and at the end each map row is
   // stored once, P_t = p_t * exp(m_t - m) / l; S_t is stored to the scores as it comes.
   // (A matmul writing straight into the maps' cold memory ran at half speed.)
-  // When the piece's keys fit one tile: P = p / l first, and O = P V straight into the output
-  // (no accumulator to clear, add to and divide).
+  // When the piece's keys fit one tile: P = p / l first (written straight into the
+  // probabilities when they are kept in the cache; P V then reads it there), and O = P V
+  // straight into the output (no accumulator to clear, add to and divide).
   void RunTiles(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
@@ -198,23 +199,38 @@ class PieceRunner {
       uint16_t* probs_bf16 = bf16 ? probs_bf16_.data() : nullptr;
       softmax_.step(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
                     one_tile ? nullptr : probs_bf16);
-      const void* p = bf16 ? static_cast<const void*>(probs_bf16) : scores;
       end_key = first_key + width;
       if (one_tile) {
-        softmax_.normalize(scores, m, width, row_sum_.data(), probs_bf16);
-        MultiplyByValues(ops, p, m, 0, width, ops.o, layout_.o.row, /*accumulate=*/false);
-        break;
+        const bool into_map = out_.probabilities != nullptr && map_store_ == StoreMode::kCached;
+        float* f32_p = into_map                                     ? out_.probabilities + map_offset
+                       : bf16 && out_.probabilities == nullptr ? nullptr  // only bf16 P is read
+                                                               : scores;
+        const int64_t f32_p_row = into_map ? d.kv_len : width;
+        softmax_.normalize(scores, m, width, row_sum_.data(), f32_p, f32_p_row, probs_bf16);
+        MultiplyByValues(ops, bf16 ? static_cast<const void*>(probs_bf16) : f32_p,
+                         bf16 ? width : f32_p_row, m, 0, width, ops.o, layout_.o.row,
+                         /*accumulate=*/false);
+        if (maps_) StoreMaps(m, end_key, map_offset, into_map ? PAt::kMap : PAt::kScratch);
+        return;
       }
       if (maps_) {
         std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * (first_key / tile_keys));
       }
-      MultiplyByValues(ops, p, m, first_key, width, acc_.data(), d.value_dim,
+      const void* p = bf16 ? static_cast<const void*>(probs_bf16) : scores;
+      MultiplyByValues(ops, p, width, m, first_key, width, acc_.data(), d.value_dim,
                        /*accumulate=*/true);
     }
     // Rows that saw no key (all tiles skipped or -inf) have l = 0: O = 0.
-    if (!one_tile) softmax_.finish(state, m, ops.o, layout_.o.row);
-    if (maps_) StoreMaps(m, end_key, map_offset, /*normalized=*/one_tile);
+    softmax_.finish(state, m, ops.o, layout_.o.row);
+    if (maps_) StoreMaps(m, end_key, map_offset, PAt::kTiles);
   }
+
+  // Where a piece's probabilities are once its tiles are done.
+  enum class PAt {
+    kTiles,    // each tile's p_t in the scratch, still to be rescaled and divided by l
+    kScratch,  // P (one tile) in the scratch
+    kMap,      // P (one tile) already in the probabilities
+  };
 
   // The keys computed from first_key (a multiple of the tile) for a piece that sees `keys`: up
   // to the tile, rounded up to whole blocks of kKeyBlock past the last key it sees (so a causal
@@ -225,15 +241,16 @@ class PieceRunner {
   }
 
   // With maps, after a piece's tiles: P_t = p_t * exp(m_t - m) / l (0 where l = 0) into the
-  // probabilities' columns [0, end_key), or the scratch's P as it is when already `normalized`
-  // (one tile), and past the computed keys 0 probabilities and -inf scores.
-  void StoreMaps(int64_t m, int64_t end_key, int64_t map_offset, bool normalized) {
+  // probabilities' columns [0, end_key), or the scratch's P as it is (one tile; nothing when
+  // it is already there), and past the computed keys 0 probabilities and -inf scores.
+  void StoreMaps(int64_t m, int64_t end_key, int64_t map_offset, PAt p_at) {
     const int64_t sk = in_.dims.kv_len;
     const int64_t tile_keys = prepared_.tile_keys;
     if (out_.probabilities != nullptr) {
       float* map = out_.probabilities + map_offset;
-      if (normalized) StoreTileToMap(scratch_.data(), m, end_key, nullptr, map);
-      for (int64_t first_key = 0; !normalized && first_key < end_key; first_key += tile_keys) {
+      if (p_at == PAt::kScratch) StoreTileToMap(scratch_.data(), m, end_key, nullptr, map);
+      for (int64_t first_key = 0; p_at == PAt::kTiles && first_key < end_key;
+           first_key += tile_keys) {
         const int64_t width = std::min(tile_keys, end_key - first_key);
         const float* tile_max = tile_max_.data() + m * (first_key / tile_keys);
         for (int64_t r = 0; r < m; ++r) {
@@ -300,7 +317,7 @@ class PieceRunner {
                       OperandBytes(first_key / kKeyBlock * prepared_.key_t_block);
     // In bf16 the scale is already in the Q copy (PreparedOperands::query).
     const float scale = in_.bf16_compute ? 1.0f : in_.scale;
-    BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, [&] {
+    BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, 0, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{q_row_, 1});
       const memory::desc kt_md({d.head_dim, keys}, operand_type,
                                KeyTransposedTag(in_.bf16_compute));
@@ -346,7 +363,7 @@ class PieceRunner {
                              bool masked, float* scores) {
     const AttentionDims& d = in_.dims;
     const int64_t k_row = layout_.k.row;
-    BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, [&] {
+    BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, 0, [&] {
       const memory::desc k_md({keys, d.head_dim}, dt::f32, memory::dims{k_row, 1});
       const memory::desc qt_md = RowMajor(d.head_dim, m);
       const memory::desc st_md = RowMajor(keys, m);
@@ -376,19 +393,22 @@ class PieceRunner {
   }
 
   // o[m x Dv] (row stride o_stride) = P V, or += P V when accumulating, for P [m x keys]
-  // (row-major; bf16 when computing in bf16) and V's rows [first_key, first_key + keys).
-  void MultiplyByValues(const Operands& ops, const void* p, int64_t m, int64_t first_key,
-                        int64_t keys, float* o, int64_t o_stride, bool accumulate) {
+  // (rows p_stride apart; bf16 when computing in bf16) and V's rows [first_key, first_key +
+  // keys).
+  void MultiplyByValues(const Operands& ops, const void* p, int64_t p_stride, int64_t m,
+                        int64_t first_key, int64_t keys, float* o, int64_t o_stride,
+                        bool accumulate) {
     const AttentionDims& d = in_.dims;
     const int64_t v_row = layout_.v.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     // o_stride is the output's row stride or Dv (the accumulator): fixed per accumulate.
-    BoundPrimitive& pv = Bound(Op::kPv, m, keys, accumulate, [&] {
-      const memory::desc p_md({m, keys}, operand_type, memory::dims{keys, 1});
+    BoundPrimitive& pv = Bound(Op::kPv, m, keys, accumulate, p_stride, [&] {
+      const memory::desc p_md({m, keys}, operand_type, memory::dims{p_stride, 1});
       const memory::desc v_md({keys, d.value_dim}, operand_type, memory::dims{v_row, 1});
       const memory::desc o_md = RowMajor(m, d.value_dim, o_stride);
       auto primitive = cache_.GetOrCreate(
-          absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld", v_row, ",", o_stride,
+          absl::StrCat("pv:", m, "x", keys, "x", d.value_dim, ":ld", p_stride, ",", v_row, ",",
+                       o_stride,
                        accumulate ? ":sum" : "", in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {
             dnnl::primitive_attr attr = UserScratchpadAttr();
@@ -413,13 +433,13 @@ class PieceRunner {
     return std::make_unique<BoundPrimitive>(std::move(primitive), engine_, args, scratchpad_);
   }
 
-  // The primitives a runner binds, each per (m, keys, flag).
+  // The primitives a runner binds, each per (m, keys, flag, a leading dimension or 0).
   enum class Op { kQk, kKq, kPv };
 
-  // The runner's bound primitive for (op, m, keys, flag), made by `make` the first time.
+  // The runner's bound primitive for (op, m, keys, flag, ld), made by `make` the first time.
   template <typename Make>
-  BoundPrimitive& Bound(Op op, int64_t m, int64_t keys, bool flag, Make make) {
-    auto [it, inserted] = bound_.try_emplace({static_cast<int>(op), m, keys, flag});
+  BoundPrimitive& Bound(Op op, int64_t m, int64_t keys, bool flag, int64_t ld, Make make) {
+    auto [it, inserted] = bound_.try_emplace({static_cast<int>(op), m, keys, flag, ld});
     if (inserted) it->second = make();
     return *it->second;
   }
@@ -451,7 +471,8 @@ class PieceRunner {
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
   std::vector<float> query_rows_;                // copy_query_rows_: the piece's Q rows
   std::vector<uint8_t> scratchpad_;
-  absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool>, std::unique_ptr<BoundPrimitive>>
+  absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool, int64_t>,
+                      std::unique_ptr<BoundPrimitive>>
       bound_;
 };
 

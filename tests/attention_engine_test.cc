@@ -228,9 +228,11 @@ TEST_P(AttentionEngineTest, MasksCombined) {
   }
 }
 
-// Maps over 8 MiB (here 19 MB each) are written with streaming stores.
+// Maps over 8 MiB (here 19 MB and 11.5 MB each) are written with streaming stores, from many
+// tiles and from one (Sk = 300: P is then normalised in the scratch and copied).
 TEST_P(AttentionEngineTest, LargeMaps) {
   CheckCase(engine_, {.dims = Dims(1, 4, 2, 1100, 1100, 8, 8), .mask = kCausalLowerRight}, 13);
+  CheckCase(engine_, {.dims = Dims(4, 8, 2, 300, 300, 8, 8), .mask = kKeyLengths}, 17);
 }
 
 TEST_P(AttentionEngineTest, CustomScale) {

@@ -235,7 +235,9 @@ TEST(OnlineSoftmaxTest, RowKeysForbidLikeMinusInfinity) {
 
 // A single step over every key with no accumulator, then normalize: P = softmax(s) row by row
 // (within 1e-6 of the double reference; 0 for the all -inf row), the same in bf16 within half
-// a bf16 ulp, and P V equal to the whole-row reference within 1e-5.
+// a bf16 ulp, and P V equal to the whole-row reference within 1e-5. P written to another
+// matrix with a longer row stride (leaving the gaps alone) is the same, and so is P in place
+// with no bf16 asked for.
 TEST(OnlineSoftmaxTest, OneStepNormalisedIsTheSoftmax) {
   constexpr int64_t kRows = 6, kKeys = 45, kCols = 5;
   std::mt19937 rng(7);
@@ -247,8 +249,17 @@ TEST(OnlineSoftmaxTest, OneStepNormalisedIsTheSoftmax) {
     std::vector<float> row_max(kRows, kNegInf), row_sum(kRows, 0.0f);
     std::vector<float> p = s;
     kernel.step(p.data(), kRows, kKeys, nullptr, {row_max.data(), row_sum.data()}, nullptr);
+    constexpr int64_t kStride = kKeys + 5;
+    std::vector<float> strided(kRows * kStride, -1.0f);
     std::vector<uint16_t> bf16(kRows * kKeys);
-    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), bf16.data());
+    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), strided.data(), kStride,
+                     bf16.data());
+    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), p.data(), kKeys, nullptr);
+    for (int64_t r = 0; r < kRows; ++r) {
+      const std::vector<float> row(&strided[r * kStride], &strided[r * kStride + kKeys]);
+      EXPECT_EQ(row, std::vector<float>(&p[r * kKeys], &p[(r + 1) * kKeys])) << "row " << r;
+      for (int64_t j = kKeys; j < kStride; ++j) EXPECT_EQ(strided[r * kStride + j], -1.0f);
+    }
     for (int64_t r = 0; r < kRows; ++r) {
       const float* row = &s[r * kKeys];
       const double max = *std::max_element(row, row + kKeys);
