@@ -11,12 +11,13 @@ modes=("$@")
 scripts/install_deps.sh --test
 
 asan_targets=(dtype_test attention_shapes_test reference_attention_test executor_test
-  primitive_cache_test attention_engine_test operand_copies_test multi_head_weights_test
+  online_softmax_test primitive_cache_test attention_engine_test operand_copies_test
+  multi_head_weights_test
   multi_head_attention_test weight_registry_test safetensors_test tensor_codec_test
   attention_service_test
   multi_head_service_test attend_stream_test admission_test call_gate_test memory_budget_test
   request_fields_test attend_wire_test)
-asan_tests='^(DType|AttentionShapes|ReferenceAttention|Executor|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire)Test\.'
+asan_tests='^(DType|AttentionShapes|OnlineSoftmax|ReferenceAttention|Executor|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire)Test\.'
 tsan_targets=(executor_test weight_registry_test call_gate_test memory_budget_test
   attention_service_test multi_head_service_test attend_stream_test admission_test)
 tsan_tests='^(Executor|WeightRegistry|CallGate|MemoryBudget|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission)Test\.'

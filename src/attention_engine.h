@@ -2,7 +2,8 @@
 // rows), tile of keys by tile of keys, a matmul QK^T with the scale (its output scales; in bf16
 // already in the Q copy) and, where the tile needs one, an additive mask tile (binary post-op)
 // fused in, an online softmax step (online_softmax.h; it applies a causal mask and key_lengths
-// alone by each row's visible keys), then a matmul adding P V. Tiles no row may see are skipped,
+// alone by each row's visible keys), then a matmul adding P V (a block whose keys fit one tile
+// divides P by l first and writes P V straight to the output). Tiles no row may see are skipped,
 // so without maps memory is O(block rows x key tile), not O(block rows x Sk); with maps a block
 // keeps its tiles and writes the maps once at the end. K is copied transposed once per call
 // (prepared_operands.h), except for units of few query rows (decode), which read K in place and

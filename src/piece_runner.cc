@@ -201,10 +201,15 @@ class PieceRunner {
                     one_tile ? nullptr : probs_bf16);
       end_key = first_key + width;
       if (one_tile) {
+        // P in f32 goes where it is read: into the probabilities when they stay in the cache
+        // (P V reads it there), nowhere when only its bf16 copy is read, else in place.
         const bool into_map = out_.probabilities != nullptr && map_store_ == StoreMode::kCached;
-        float* f32_p = into_map                                     ? out_.probabilities + map_offset
-                       : bf16 && out_.probabilities == nullptr ? nullptr  // only bf16 P is read
-                                                               : scores;
+        float* f32_p = scores;
+        if (into_map) {
+          f32_p = out_.probabilities + map_offset;
+        } else if (bf16 && out_.probabilities == nullptr) {
+          f32_p = nullptr;
+        }
         const int64_t f32_p_row = into_map ? d.kv_len : width;
         softmax_.normalize(scores, m, width, row_sum_.data(), f32_p, f32_p_row, probs_bf16);
         MultiplyByValues(ops, bf16 ? static_cast<const void*>(probs_bf16) : f32_p,

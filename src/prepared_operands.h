@@ -10,7 +10,7 @@
 // diagonal). Or, for units of few query rows (decode), K is read in place (f32 only): the
 // engine then computes S^T = K Q^T with a transposed copy of the few Q rows instead, which
 // spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
-// any strides. For f32, Q and V are read in place, except a V whose rows are not dense (a
+// f32 or bf16 inputs of any strides. For f32, Q and V are read in place, except a V whose rows are not dense (a
 // projection's [B,S,H*D] output seen head by head): oneDNN 2.6's brgemm reads only dense
 // matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
 // query rows reads all of its head's V, so V is copied dense once per call. (A strided Q is
