@@ -144,6 +144,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Step(
   }
 }
 
+// The portable step: per row a max pass, then exp against the (possibly raised) reference.
 void ScalarStep(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                 const OnlineSoftmaxState& state, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -165,6 +166,7 @@ void ScalarStep(float* scores, int64_t rows, int64_t width, const int64_t* row_k
   }
 }
 
+// OnlineSoftmaxNormalizeFn, portable and with AVX-512.
 void ScalarNormalize(const float* p, int64_t rows, int64_t width, const float* row_sum,
                      float* out, int64_t out_stride, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -192,6 +194,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Normalize(
   }
 }
 
+// OnlineSoftmaxFinishFn, portable and with AVX-512.
 void ScalarFinish(const OnlineSoftmaxState& state, int64_t rows, float* out,
                   int64_t out_stride) {
   for (int64_t r = 0; r < rows; ++r) {
@@ -231,6 +234,9 @@ std::vector<OnlineSoftmaxKernels> OnlineSoftmaxKernelsOfThisCpu() {
   return kernels;
 }
 
-OnlineSoftmaxKernels BestOnlineSoftmaxKernels() { return OnlineSoftmaxKernelsOfThisCpu().back(); }
+OnlineSoftmaxKernels BestOnlineSoftmaxKernels() {
+  static const OnlineSoftmaxKernels best = OnlineSoftmaxKernelsOfThisCpu().back();
+  return best;
+}
 
 }  // namespace attn
