@@ -16,6 +16,8 @@
 //   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/<f32|bf16>   (Q, K and V in a
 //     fused projection's [B,S,(H+2*Hkv)*D] output and O written as [B,Sq,H*D], as
 //     MultiHeadAttend passes them)
+//   bf16in/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/bf16   (bf16 compute of bf16
+//     inputs, as the server passes a BFLOAT16 request; attn/.../bf16 converts f32 inputs)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
 // bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 and fails on `ref:` kernels.
 #include <benchmark/benchmark.h>
@@ -36,6 +38,7 @@
 #include "dnnl.hpp"
 #include "src/attention_engine.h"
 #include "src/attention_types.h"
+#include "src/dtype.h"
 
 namespace {
 
@@ -188,6 +191,7 @@ struct AttnCase {
   bool maps;  // probabilities returned
   bool bf16;  // bf16 compute (f32 in and out)
   bool packed = false;  // Q, K, V and O token-major (see the file comment)
+  bool bf16_inputs = false;  // Q, K and V given as bfloat16 (bf16 compute)
 };
 
 const char* CausalName(attn::CausalKind c) {
@@ -237,6 +241,7 @@ struct Tensors {
   attn::AttentionDims dims;
   std::vector<float> q, k, v, out, probs;
   std::vector<float> qkv;  // packed cases: [B,S,(H+2*Hkv)*D] (Sq = Sk, D = Dv)
+  std::vector<uint16_t> q16, k16, v16;  // bf16 input cases: q, k and v rounded to bf16
 };
 
 bool SameDims(const attn::AttentionDims& a, const attn::AttentionDims& b) {
@@ -250,7 +255,7 @@ int64_t PackedWidth(const attn::AttentionDims& d) {
   return (d.heads + 2 * d.kv_heads) * d.head_dim;
 }
 
-Tensors& TensorsFor(const attn::AttentionDims& d, bool maps, bool packed) {
+Tensors& TensorsFor(const attn::AttentionDims& d, bool maps, bool packed, bool bf16_inputs) {
   static std::unique_ptr<Tensors> current;
   if (current == nullptr || !SameDims(current->dims, d)) {
     current.reset();  // free the previous shape first
@@ -275,6 +280,13 @@ Tensors& TensorsFor(const attn::AttentionDims& d, bool maps, bool packed) {
     current->qkv.resize(d.batch * d.q_len * PackedWidth(d));
     for (float& f : current->qkv) f = normal(rng);
   }
+  if (bf16_inputs && current->q16.empty()) {
+    for (auto [from, to] : {std::pair{&current->q, &current->q16}, {&current->k, &current->k16},
+                            {&current->v, &current->v16}}) {
+      to->resize(from->size());
+      for (size_t i = 0; i < from->size(); ++i) (*to)[i] = attn::FloatToBFloat16((*from)[i]);
+    }
+  }
   if (maps && current->probs.empty()) {
     current->probs.assign(d.batch * d.heads * d.q_len * d.kv_len, 0.0f);
   }
@@ -289,7 +301,7 @@ const attn::AttentionEngine& Engine() {
 
 void BM_Attention(benchmark::State& state, const AttnCase& c) {
   const attn::AttentionDims& d = c.dims;
-  Tensors& t = TensorsFor(d, c.maps, c.packed);
+  Tensors& t = TensorsFor(d, c.maps, c.packed, c.bf16_inputs);
   attn::AttentionInputs in;
   in.dims = d;
   in.query = t.q.data();
@@ -306,6 +318,12 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
     in.query_strides = in.key_strides = in.value_strides = token_major;
     out.output_strides = {.batch = d.q_len * d.heads * d.value_dim, .head = d.value_dim,
                           .row = d.heads * d.value_dim};
+  }
+  if (c.bf16_inputs) {
+    in.query = in.key = in.value = nullptr;
+    in.query_bf16 = t.q16.data();
+    in.key_bf16 = t.k16.data();
+    in.value_bf16 = t.v16.data();
   }
   in.scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
   in.mask.causal = c.causal;
@@ -405,6 +423,16 @@ void RegisterAll() {
             ->UseRealTime()
             ->Unit(benchmark::kMillisecond);
       }
+    }
+  }
+  // bf16 compute of bf16 inputs (no f32 copies to convert).
+  for (const Shape& s : {shapes[0], shapes[1], shapes[2], shapes[3]}) {
+    for (const bool maps : {false, true}) {
+      AttnCase c{dims(s), CausalKind::kNone, maps, /*bf16=*/true};
+      c.bf16_inputs = true;
+      benchmark::RegisterBenchmark(CaseName("bf16in", c).c_str(), BM_Attention, c)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
     }
   }
   // Long sequences: no maps (a 65536^2 map alone would be 16 GiB per head), causal, f32.
