@@ -61,8 +61,9 @@ absl::Status Decode(const pb::AttendRequest& request, const AttendLimits& limits
   }
   out.inputs.mask = out.mask.spec;
 
-  // bf16 inputs computed in bf16 reach the engine as they are (it converts them only to its
-  // blocked K^T and scaled Q copies); the three share one dtype, so all or none stay bf16.
+  // bf16 inputs computed in bf16 reach the engine as they are (it copies them into its blocked
+  // K^T, scaled Q and dense V, with no f32 step); the three share one dtype, so all or none
+  // stay bf16.
   const bool keep_bf16 = *bf16;
   absl::StatusOr<FloatTensor> query =
       DecodeFloatTensor("query", request.query(), limits.max_elements, keep_bf16);
