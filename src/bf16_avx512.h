@@ -1,6 +1,7 @@
-// Storing 16 floats as bfloat16 with AVX-512, shared by the kernels that write bf16 operands
-// (online_softmax, operand_copies). Only for code compiled for AVX-512 F, BW and VL (the
-// functions carry that target); the native variant needs AVX512_BF16 too.
+// AVX-512 pieces shared by the kernels that write bf16 operands (online_softmax,
+// operand_copies): the mask of a vector's first lanes, and storing 16 floats as bfloat16. Only
+// for code compiled for AVX-512 F, BW and VL (the functions carry that target); the native
+// bf16 store needs AVX512_BF16 too.
 #ifndef ATTNSERVE_SRC_BF16_AVX512_H_
 #define ATTNSERVE_SRC_BF16_AVX512_H_
 
@@ -9,6 +10,12 @@
 #include <cstdint>
 
 namespace attn {
+
+// Lanes [0, min(count, 16)) of a vector (none when count <= 0).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __mmask16 FirstLanes(
+    int64_t count) {
+  return count >= 16 ? 0xFFFF : count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1);
+}
 
 // The bfloat16 of 16 floats, rounded to nearest even, stored to out (lanes of `lanes`): with
 // AVX512_BF16's conversion instruction when kNativeBf16 (written as assembly, so that only that

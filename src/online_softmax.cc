@@ -56,12 +56,6 @@ void ZeroForbiddenKeys(float* p, uint16_t* p16, int64_t keys, int64_t width) {
 // 1 / sum, or 0 for a row that saw no key (sum 0): its output and probabilities are 0.
 inline float InverseSum(float sum) { return sum > 0.0f ? 1.0f / sum : 0.0f; }
 
-// Lanes [0, min(count, 16)) of a vector.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __mmask16 FirstLanes(
-    int64_t count) {
-  return count >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << count) - 1);
-}
-
 // exp(x) for x <= kMaxLag (x = score - the row's reference), 0 for -inf: with
 // n = round(x log2 e) and r = x - n ln 2 in [-ln2/2, ln2/2], exp(x) = 2^n * exp(r), exp(r) by
 // its degree-6 Taylor polynomial (relative error < 2e-7). Below -87.3 the result underflows and
@@ -92,7 +86,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline float Max512(const f
   __m512 vmax = neg_inf;
   int64_t j = 0;
   for (; j + 16 <= count; j += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + j));
-  const __mmask16 tail = static_cast<__mmask16>((1u << (count - j)) - 1);
+  const __mmask16 tail = FirstLanes(count - j);
   if (tail != 0) vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(neg_inf, tail, s + j));
   return _mm512_reduce_max_ps(vmax);
 }

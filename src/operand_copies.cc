@@ -78,8 +78,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void TransposeUnitsAvx512(
   __m512i block[16];
   for (int64_t k0 = 0; k0 < keys_to_write; k0 += 16) {
     for (int64_t r0 = 0; r0 < layout.padded_rows; r0 += 16) {
-      const int64_t live_rows = std::clamp<int64_t>(rows - r0, 0, 16);
-      const __mmask16 lanes = static_cast<__mmask16>((1u << live_rows) - 1);
+      const __mmask16 lanes = FirstLanes(rows - r0);  // the rows that exist
       for (int64_t i = 0; i < 16; ++i) {
         block[i] = k0 + i < keys ? _mm512_maskz_loadu_epi32(lanes, src + (k0 + i) * stride + r0)
                                  : _mm512_setzero_si512();
@@ -127,8 +126,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void ConvertRowsAvx512(
     const T* x = in + r * in_stride;
     uint16_t* y = out + r * out_stride;
     for (int64_t c = 0; c < cols; c += 16) {
-      const __mmask16 lanes =
-          cols - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - c)) - 1);
+      const __mmask16 lanes = FirstLanes(cols - c);
       StoreBf16<kNativeBf16>(_mm512_mul_ps(Load16(x + c, lanes), factor), lanes, y + c);
     }
   }
