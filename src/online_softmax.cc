@@ -2,9 +2,11 @@
 #include "src/online_softmax.h"
 
 // GCC 12's AVX-512 headers start reductions and max/roundscale from _mm512_undefined_ps(), which
-// -Wmaybe-uninitialized reports as used uninitialised (a false positive of those headers).
+// -Wmaybe-uninitialized (or, once inlined, -Wuninitialized) reports as used uninitialised (a
+// false positive of those headers).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -160,31 +162,100 @@ void ScalarStep(float* scores, int64_t rows, int64_t width, const int64_t* row_k
   }
 }
 
-// OnlineSoftmaxNormalizeFn, portable and with AVX-512.
-void ScalarNormalize(const float* p, int64_t rows, int64_t width, const float* row_sum,
+// OnlineSoftmaxWholeRowsFn, portable and with AVX-512.
+void ScalarWholeRows(float* scores, int64_t rows, int64_t width, const int64_t* row_keys,
                      float* out, int64_t out_stride, uint16_t* probs_bf16) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float inverse = InverseSum(row_sum[r]);
-    for (int64_t j = 0; j < width; ++j) {
-      const float x = p[r * width + j] * inverse;
-      if (out != nullptr) out[r * out_stride + j] = x;
-      if (probs_bf16 != nullptr) probs_bf16[r * width + j] = ToBf16(x);
+    const float* s = scores + r * width;
+    float* p = out != nullptr ? out + r * out_stride : scores + r * width;
+    uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+    const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
+    const float max = keys > 0 ? *std::max_element(s, s + keys) : kNegInf;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < keys; ++j) {
+      p[j] = max == kNegInf ? 0.0f : std::exp(s[j] - max);
+      sum += p[j];
     }
+    const float inverse = InverseSum(sum);
+    for (int64_t j = 0; j < keys; ++j) {
+      p[j] *= inverse;
+      if (p16 != nullptr) p16[j] = ToBf16(p[j]);
+    }
+    ZeroForbiddenKeys(p, p16, keys, width);
+  }
+}
+
+// One row of at most 16 * kVectors keys held in registers: read once, P written once (lanes
+// past the row's allowed keys, loaded as -inf, give 0).
+template <bool kNativeBf16, int kVectors>
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline void Avx512RowInRegisters(
+    const float* s, int64_t keys, int64_t width, float* p, uint16_t* p16) {
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
+  __m512 x[kVectors];
+  __m512 vmax = neg_inf;
+  for (int i = 0; i < kVectors; ++i) {
+    x[i] = _mm512_mask_loadu_ps(neg_inf, FirstLanes(keys - 16 * i), s + 16 * i);
+    vmax = _mm512_max_ps(vmax, x[i]);
+  }
+  const float max = _mm512_reduce_max_ps(vmax);
+  // p = exp(s - max), and 0 for a row with no allowed key (max -inf).
+  const __m512 shift = _mm512_set1_ps(max);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int i = 0; i < kVectors; ++i) {
+    x[i] = max == kNegInf ? _mm512_setzero_ps() : Exp512(_mm512_sub_ps(x[i], shift));
+    vsum = _mm512_add_ps(vsum, x[i]);
+  }
+  const __m512 inverse = _mm512_set1_ps(InverseSum(_mm512_reduce_add_ps(vsum)));
+  for (int i = 0; i < kVectors; ++i) {
+    const __mmask16 lanes = FirstLanes(width - 16 * i);
+    const __m512 y = _mm512_mul_ps(x[i], inverse);
+    if (p != nullptr) _mm512_mask_storeu_ps(p + 16 * i, lanes, y);
+    if (p16 != nullptr) StoreBf16<kNativeBf16>(y, lanes, p16 + 16 * i);
   }
 }
 
 template <bool kNativeBf16>
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Normalize(
-    const float* p, int64_t rows, int64_t width, const float* row_sum, float* out,
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512WholeRows(
+    float* scores, int64_t rows, int64_t width, const int64_t* row_keys, float* out,
     int64_t out_stride, uint16_t* probs_bf16) {
+  const __m512 neg_inf = _mm512_set1_ps(kNegInf);
   for (int64_t r = 0; r < rows; ++r) {
-    const __m512 inverse = _mm512_set1_ps(InverseSum(row_sum[r]));
-    for (int64_t j = 0; j < width; j += 16) {
-      const __mmask16 lanes = FirstLanes(width - j);
-      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + r * width + j), inverse);
-      if (out != nullptr) _mm512_mask_storeu_ps(out + r * out_stride + j, lanes, x);
-      if (probs_bf16 != nullptr) StoreBf16<kNativeBf16>(x, lanes, probs_bf16 + r * width + j);
+    if (width <= 128) {
+      const float* s = scores + r * width;
+      float* p = out != nullptr ? out + r * out_stride : nullptr;
+      uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+      const int64_t keys = row_keys != nullptr ? row_keys[r] : width;
+      if (width <= 64) {
+        Avx512RowInRegisters<kNativeBf16, 4>(s, keys, width, p, p16);
+      } else {
+        Avx512RowInRegisters<kNativeBf16, 8>(s, keys, width, p, p16);
+      }
+      continue;
     }
+    const float* s = scores + r * width;
+    float* p = out != nullptr ? out + r * out_stride : scores + r * width;
+    uint16_t* p16 = probs_bf16 != nullptr ? probs_bf16 + r * width : nullptr;
+    const int64_t keys = row_keys != nullptr ? row_keys[r] : width;  // the row's allowed keys
+    const float max = Max512(s, keys);
+    // p = exp(s - max), and 0 for a row with no allowed key (max -inf).
+    const __m512 shift = _mm512_set1_ps(max);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < keys; j += 16) {
+      const __mmask16 lanes = FirstLanes(keys - j);
+      const __m512 x = _mm512_mask_loadu_ps(neg_inf, lanes, s + j);
+      const __m512 e = max == kNegInf ? _mm512_setzero_ps() : Exp512(_mm512_sub_ps(x, shift));
+      _mm512_mask_storeu_ps(p + j, lanes, e);
+      vsum = _mm512_add_ps(vsum, e);
+    }
+    // P = p / sum, the row still in the L1 cache.
+    const __m512 inverse = _mm512_set1_ps(InverseSum(_mm512_reduce_add_ps(vsum)));
+    for (int64_t j = 0; j < keys; j += 16) {
+      const __mmask16 lanes = FirstLanes(keys - j);
+      const __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, p + j), inverse);
+      if (out != nullptr) _mm512_mask_storeu_ps(p + j, lanes, x);
+      if (p16 != nullptr) StoreBf16<kNativeBf16>(x, lanes, p16 + j);
+    }
+    ZeroForbiddenKeys(p, p16, keys, width);
   }
 }
 
@@ -218,12 +289,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void Avx512Finish(
 
 std::vector<OnlineSoftmaxKernels> OnlineSoftmaxKernelsOfThisCpu() {
   std::vector<OnlineSoftmaxKernels> kernels = {
-      {"scalar", ScalarStep, ScalarNormalize, ScalarFinish}};
+      {"scalar", ScalarStep, ScalarWholeRows, ScalarFinish}};
   if (CpuHasAvx512()) {
-    kernels.push_back({"avx512", Avx512Step<false>, Avx512Normalize<false>, Avx512Finish});
+    kernels.push_back({"avx512", Avx512Step<false>, Avx512WholeRows<false>, Avx512Finish});
   }
   if (CpuHasAvx512Bf16()) {
-    kernels.push_back({"avx512_bf16", Avx512Step<true>, Avx512Normalize<true>, Avx512Finish});
+    kernels.push_back({"avx512_bf16", Avx512Step<true>, Avx512WholeRows<true>, Avx512Finish});
   }
   return kernels;
 }

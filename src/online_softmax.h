@@ -8,8 +8,8 @@
 // Any reference gives the same O; a lagging one spares a pass per tile for the max and the
 // rescaling of acc, at the cost of p up to 256 instead of 1 (far from overflow in f32 and in
 // bfloat16). A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
-// When a block's keys fit one tile there is a single step, and its p are normalised before P V
-// instead (P V is then the output itself). Three implementations of that contract (they may
+// When a block's keys fit one tile its rows take a plain softmax instead (P V is then the output
+// itself). Three implementations of that contract (they may
 // pick different references), chosen by the CPU's features: AVX-512 with AVX512_BF16, AVX-512
 // without it, and portable scalar code. Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
@@ -21,8 +21,7 @@
 namespace attn {
 
 // Running state of `rows` rows: row_max (the reference m; start -inf), row_sum (start 0) and acc,
-// rows x acc_cols row-major (start 0; acc_cols may be 0, with acc null, when a single step sees
-// every key and its p are normalised instead). One step consumes scores, rows x width row-major:
+// rows x acc_cols row-major (start 0). One step consumes scores, rows x width row-major:
 // they are replaced by p = exp(s - m') in place and, when probs_bf16 is not null, also written
 // to it as bfloat16 (rows x width, round to nearest even). acc rows are rescaled by
 // exp(m - m'). When row_keys is not null, row r's scores past its first row_keys[r] (0..width)
@@ -39,23 +38,25 @@ using OnlineSoftmaxStepFn = void (*)(float* scores, int64_t rows, int64_t width,
                                      const int64_t* row_keys, const OnlineSoftmaxState& state,
                                      uint16_t* probs_bf16);
 
-// After the only step of rows that saw every key in it: P = p[r * width + j] / row_sum[r] (0 when
-// row_sum[r] is 0), so that P V is the output, written to out (rows out_stride apart; may be p
-// itself, with out_stride = width) unless it is null, and as bfloat16 to probs_bf16 (rows x
-// width) unless that is null.
-using OnlineSoftmaxNormalizeFn = void (*)(const float* p, int64_t rows, int64_t width,
-                                          const float* row_sum, float* out, int64_t out_stride,
-                                          uint16_t* probs_bf16);
+// Rows whose keys all fit one tile, in one go instead of a step: P = softmax(s) row by row (0 for
+// a row with no allowed key), so that P V is the output. P goes to out (rows out_stride apart;
+// may be the scores themselves, out_stride = width) unless out is null, and as bfloat16 to
+// probs_bf16 (rows x width) unless that is null; the scores are overwritten either way.
+// row_keys as for a step. Each row is done while it is in the L1 cache: its max, exp and sum,
+// then the division.
+using OnlineSoftmaxWholeRowsFn = void (*)(float* scores, int64_t rows, int64_t width,
+                                          const int64_t* row_keys, float* out,
+                                          int64_t out_stride, uint16_t* probs_bf16);
 
 // out[r * out_stride + c] = acc[r * acc_cols + c] / row_sum[r], or 0 when row_sum[r] is 0.
 using OnlineSoftmaxFinishFn = void (*)(const OnlineSoftmaxState& state, int64_t rows,
                                        float* out, int64_t out_stride);
 
-// One implementation of the three. Divisions are products with 1 / row_sum (within an ulp).
+// One implementation of the three. Divisions are products with 1 / the sum (within an ulp).
 struct OnlineSoftmaxKernels {
   const char* name;  // "scalar", "avx512" or "avx512_bf16"
   OnlineSoftmaxStepFn step;
-  OnlineSoftmaxNormalizeFn normalize;
+  OnlineSoftmaxWholeRowsFn whole_rows;
   OnlineSoftmaxFinishFn finish;
 };
 

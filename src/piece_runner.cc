@@ -158,9 +158,9 @@ class PieceRunner {
   // With maps every tile's p_t stays in the worker's scratch, and at the end each map row is
   // stored once, P_t = p_t * exp(m_t - m) / l; S_t is stored to the scores as it comes.
   // (A matmul writing straight into the maps' cold memory ran at half speed.)
-  // When the piece's keys fit one tile: P = p / l first (written straight into the
-  // probabilities when they are kept in the cache; P V then reads it there), and O = P V
-  // straight into the output (no accumulator to clear, add to and divide).
+  // When the piece's keys fit one tile: P = softmax(S) row by row instead of a step (written
+  // straight into the probabilities when they are kept in the cache; P V then reads it there),
+  // and O = P V straight into the output (no accumulator to clear, add to and divide).
   void RunTiles(const Piece& piece, const Operands& ops) {
     const AttentionDims& d = in_.dims;
     const int64_t m = piece.rows;
@@ -176,7 +176,7 @@ class PieceRunner {
     const bool bf16 = in_.bf16_compute;
     const int64_t tile_keys = prepared_.tile_keys;
     const bool one_tile = keys > 0 && keys <= tile_keys;
-    const OnlineSoftmaxState state = StartOnlineSoftmax(m, /*with_acc=*/!one_tile);
+    const OnlineSoftmaxState state = one_tile ? OnlineSoftmaxState{} : StartOnlineSoftmax(m);
     const int64_t map_offset = (piece.batch * d.heads * d.q_len + piece.first_row) * d.kv_len;
     int64_t end_key = 0;  // keys [0, end_key) computed
     for (int64_t first_key = 0; first_key < keys; first_key += tile_keys) {
@@ -197,8 +197,7 @@ class PieceRunner {
         StoreTileToMap(scores, m, width, nullptr, out_.scores + map_offset + first_key);
       }
       uint16_t* probs_bf16 = bf16 ? probs_bf16_.data() : nullptr;
-      softmax_.step(scores, m, width, by_row_keys ? row_keys_.data() : nullptr, state,
-                    one_tile ? nullptr : probs_bf16);
+      const int64_t* row_keys = by_row_keys ? row_keys_.data() : nullptr;
       end_key = first_key + width;
       if (one_tile) {
         // P in f32 goes where it is read: into the probabilities when they stay in the cache
@@ -211,13 +210,14 @@ class PieceRunner {
           f32_p = nullptr;
         }
         const int64_t f32_p_row = into_map ? d.kv_len : width;
-        softmax_.normalize(scores, m, width, row_sum_.data(), f32_p, f32_p_row, probs_bf16);
+        softmax_.whole_rows(scores, m, width, row_keys, f32_p, f32_p_row, probs_bf16);
         MultiplyByValues(ops, bf16 ? static_cast<const void*>(probs_bf16) : f32_p,
                          bf16 ? width : f32_p_row, m, 0, width, ops.o, layout_.o.row,
                          /*accumulate=*/false);
         if (maps_) StoreMaps(m, end_key, map_offset, into_map ? PAt::kMap : PAt::kScratch);
         return;
       }
+      softmax_.step(scores, m, width, row_keys, state, probs_bf16);
       if (maps_) {
         std::copy_n(row_max_.begin(), m, tile_max_.begin() + m * (first_key / tile_keys));
       }
@@ -293,11 +293,10 @@ class PieceRunner {
     }
   }
 
-  // The online softmax's state for m rows, started: max -inf, sum 0, and acc 0 (or none).
-  OnlineSoftmaxState StartOnlineSoftmax(int64_t m, bool with_acc) {
+  // The online softmax's state for m rows, started: max -inf, sum 0 and acc 0.
+  OnlineSoftmaxState StartOnlineSoftmax(int64_t m) {
     std::fill_n(row_max_.begin(), m, -std::numeric_limits<float>::infinity());
     std::fill_n(row_sum_.begin(), m, 0.0f);
-    if (!with_acc) return {.row_max = row_max_.data(), .row_sum = row_sum_.data()};
     std::fill_n(acc_.begin(), m * in_.dims.value_dim, 0.0f);
     return {.row_max = row_max_.data(), .row_sum = row_sum_.data(), .acc = acc_.data(),
             .acc_cols = in_.dims.value_dim};

@@ -1,6 +1,6 @@
 // Tests of src/online_softmax, every implementation this CPU runs (scalar, AVX-512, AVX-512 with
 // AVX512_BF16), against a double-precision softmax(s) V computed in one pass over whole rows:
-// steps then finish, and a single step then normalize.
+// steps then finish, and whole rows in one go.
 // Rows are fed in tiles of uneven widths (tails off multiples of 16), with -inf keys, tiles that
 // are all -inf, rows that are all -inf and a row whose scores climb steadily (its reference
 // must keep rising). Tolerance: max |error| <= 1e-5 for the output (values of order 1; float
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "src/cpu_features.h"
 
@@ -233,51 +234,84 @@ TEST(OnlineSoftmaxTest, RowKeysForbidLikeMinusInfinity) {
   }
 }
 
-// A single step over every key with no accumulator, then normalize: P = softmax(s) row by row
-// (within 1e-6 of the double reference; 0 for the all -inf row), the same in bf16 within half
-// a bf16 ulp, and P V equal to the whole-row reference within 1e-5. P written to another
-// matrix with a longer row stride (leaving the gaps alone) is the same, and so is P in place
-// with no bf16 asked for.
-TEST(OnlineSoftmaxTest, OneStepNormalisedIsTheSoftmax) {
-  constexpr int64_t kRows = 6, kKeys = 45, kCols = 5;
-  std::mt19937 rng(7);
-  const std::vector<float> s = Scores(kRows, kKeys, rng);
-  const std::vector<float> v = Values(kKeys, kCols, rng);
-  const std::vector<double> want_out = Reference(s, v, kRows, kKeys, kCols);
-  for (const Kernel& kernel : Kernels()) {
-    SCOPED_TRACE(kernel.name);
-    std::vector<float> row_max(kRows, kNegInf), row_sum(kRows, 0.0f);
-    std::vector<float> p = s;
-    kernel.step(p.data(), kRows, kKeys, nullptr, {row_max.data(), row_sum.data()}, nullptr);
-    constexpr int64_t kStride = kKeys + 5;
-    std::vector<float> strided(kRows * kStride, -1.0f);
-    std::vector<uint16_t> bf16(kRows * kKeys);
-    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), strided.data(), kStride,
-                     bf16.data());
-    kernel.normalize(p.data(), kRows, kKeys, row_sum.data(), p.data(), kKeys, nullptr);
-    for (int64_t r = 0; r < kRows; ++r) {
-      const std::vector<float> row(&strided[r * kStride], &strided[r * kStride + kKeys]);
-      EXPECT_EQ(row, std::vector<float>(&p[r * kKeys], &p[(r + 1) * kKeys])) << "row " << r;
-      for (int64_t j = kKeys; j < kStride; ++j) EXPECT_EQ(strided[r * kStride + j], -1.0f);
-    }
-    for (int64_t r = 0; r < kRows; ++r) {
-      const float* row = &s[r * kKeys];
-      const double max = *std::max_element(row, row + kKeys);
-      double sum = 0;
-      for (int64_t j = 0; j < kKeys; ++j) sum += std::exp(double(row[j]) - max);
-      for (int64_t j = 0; j < kKeys; ++j) {
-        const int64_t i = r * kKeys + j;
-        const double want = max == -INFINITY ? 0.0 : std::exp(double(row[j]) - max) / sum;
-        EXPECT_NEAR(p[i], want, 1e-6 * want + 1e-37) << "row " << r << " key " << j;
-        EXPECT_LE(std::abs(FromBf16(bf16[i]) - p[i]), p[i] * 0x1p-8f) << "row " << r;
+// Whole rows in one go: P = softmax(s) row by row (within 1e-6 of the double reference, relative,
+// plus the float rounding of s - max; 0 for the all -inf row), the same in bf16 within half a
+// bf16 ulp, and P V equal to the whole-row reference within 1e-5. P written to another matrix
+// with a longer row stride (leaving the gaps alone) is the same as P in place with no bf16 asked
+// for, and the bf16 the same with no f32 P asked for. Widths of up to 64 and 128 keys (rows held
+// in registers) and more (rows in memory).
+TEST(OnlineSoftmaxTest, WholeRowsIsTheSoftmax) {
+  constexpr int64_t kRows = 6, kCols = 5;
+  for (const int64_t keys : {45, 100, 300}) {
+    std::mt19937 rng(7);
+    const std::vector<float> s = Scores(kRows, keys, rng);
+    const std::vector<float> v = Values(keys, kCols, rng);
+    const std::vector<double> want_out = Reference(s, v, kRows, keys, kCols);
+    for (const Kernel& kernel : Kernels()) {
+      SCOPED_TRACE(absl::StrCat(kernel.name, " keys ", keys));
+      const int64_t stride = keys + 5;
+      std::vector<float> strided(kRows * stride, -1.0f);
+      std::vector<uint16_t> bf16(kRows * keys), bf16_only(kRows * keys);
+      std::vector<float> scores = s;
+      kernel.whole_rows(scores.data(), kRows, keys, nullptr, strided.data(), stride,
+                        bf16.data());
+      std::vector<float> p = s;
+      kernel.whole_rows(p.data(), kRows, keys, nullptr, p.data(), keys, nullptr);
+      scores = s;
+      kernel.whole_rows(scores.data(), kRows, keys, nullptr, nullptr, 0, bf16_only.data());
+      EXPECT_EQ(bf16_only, bf16);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const std::vector<float> row(&strided[r * stride], &strided[r * stride + keys]);
+        EXPECT_EQ(row, std::vector<float>(&p[r * keys], &p[(r + 1) * keys])) << "row " << r;
+        for (int64_t j = keys; j < stride; ++j) EXPECT_EQ(strided[r * stride + j], -1.0f);
       }
-      for (int64_t c = 0; c < kCols; ++c) {
-        double out = 0;
-        for (int64_t j = 0; j < kKeys; ++j) out += double(p[r * kKeys + j]) * v[j * kCols + c];
-        EXPECT_NEAR(out, want_out[r * kCols + c], 1e-5) << "row " << r << " col " << c;
+      for (int64_t r = 0; r < kRows; ++r) {
+        const float* row = &s[r * keys];
+        const double max = *std::max_element(row, row + keys);
+        double sum = 0;
+        for (int64_t j = 0; j < keys; ++j) sum += std::exp(double(row[j]) - max);
+        for (int64_t j = 0; j < keys; ++j) {
+          const int64_t i = r * keys + j;
+          const double want = max == -INFINITY ? 0.0 : std::exp(double(row[j]) - max) / sum;
+          // Relative 1e-6, plus the rounding of s - max in float (half an ulp of it).
+          const double relative = want > 0 ? 1e-6 + std::abs(double(row[j]) - max) * 0x1p-24 : 0;
+          EXPECT_NEAR(p[i], want, relative * want + 1e-37) << "row " << r << " key " << j;
+          EXPECT_LE(std::abs(FromBf16(bf16[i]) - p[i]), p[i] * 0x1p-8f) << "row " << r;
+        }
+        for (int64_t c = 0; c < kCols; ++c) {
+          double out = 0;
+          for (int64_t j = 0; j < keys; ++j) out += double(p[r * keys + j]) * v[j * kCols + c];
+          EXPECT_NEAR(out, want_out[r * kCols + c], 1e-5) << "row " << r << " col " << c;
+        }
       }
+      for (int64_t j = 0; j < keys; ++j) EXPECT_EQ(p[1 * keys + j], 0.0f);  // all -inf
     }
-    for (int64_t j = 0; j < kKeys; ++j) EXPECT_EQ(p[1 * kKeys + j], 0.0f);  // all -inf
+  }
+}
+
+// Whole rows with row_keys give what the same rows with -inf past each row's count give, f32
+// and bf16 (a row with no allowed key: all 0).
+TEST(OnlineSoftmaxTest, WholeRowsRowKeysForbidLikeMinusInfinity) {
+  constexpr int64_t kRows = 7;
+  std::mt19937 rng(9);
+  for (const int64_t width : {45, 100, 300}) {
+    const std::vector<int64_t> row_keys = {0, 1, 15, 16, 17, width - 1, width};
+    for (const Kernel& kernel : Kernels()) {
+      SCOPED_TRACE(absl::StrCat(kernel.name, " width ", width));
+      std::vector<float> limited = Scores(kRows, width, rng);
+      std::vector<float> filled = limited;
+      for (int64_t r = 0; r < kRows; ++r) {
+        std::fill(&filled[r * width + row_keys[r]], &filled[(r + 1) * width], kNegInf);
+      }
+      std::vector<uint16_t> bf16_a(kRows * width), bf16_b(kRows * width);
+      kernel.whole_rows(limited.data(), kRows, width, row_keys.data(), limited.data(), width,
+                        bf16_a.data());
+      kernel.whole_rows(filled.data(), kRows, width, nullptr, filled.data(), width,
+                        bf16_b.data());
+      EXPECT_EQ(limited, filled);
+      EXPECT_EQ(bf16_a, bf16_b);
+      for (int64_t j = 0; j < width; ++j) EXPECT_EQ(limited[j], 0.0f);  // row_keys 0
+    }
   }
 }
 
