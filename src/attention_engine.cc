@@ -50,6 +50,11 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
+  // One piece per (batch, KV head) -- one block of rows, no group -- makes its own copies (an
+  // f32 V that is not dense is copied once per call instead).
+  prepared.copies_by_pieces = prepared.keys_transposed && d.group_size() == 1 &&
+                              d.q_len <= kBlockRows &&
+                              (in.bf16_compute || layout.v.row == d.value_dim);
   if (absl::Status status = PrepareOperands(in, layout, prepared); !status.ok()) {
     return status;
   }

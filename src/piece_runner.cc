@@ -26,7 +26,6 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-constexpr int64_t kBlockRows = 128;
 // The QK^T matmul's mask operand (its binary post-op's second source).
 constexpr int kMaskArg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
 
@@ -91,6 +90,13 @@ class PieceRunner {
       query_t_.resize(rows * d.head_dim);
     }
     if (copy_query_rows_) query_rows_.resize(rows * d.head_dim);
+    if (prepared.copies_by_pieces && in.bf16_compute) {
+      own_key_t_bf16_.resize(prepared.key_t_head);
+      own_query_.resize(d.group_size() * d.q_len * d.head_dim);
+      own_value_.resize(d.kv_len * d.value_dim);
+    } else if (prepared.copies_by_pieces) {
+      own_key_t_.resize(prepared.key_t_head);
+    }
   }
 
   void Run(const Piece& piece) {
@@ -101,13 +107,29 @@ class PieceRunner {
     const int64_t q_at = piece.batch * l.q.batch + head * l.q.head + query * l.q.row;
     const int64_t v_at = piece.batch * l.v.batch + piece.kv_head * l.v.head;
     const bool bf16 = in_.bf16_compute;
-    const void* q = bf16 ? static_cast<const void*>(prepared_.query.get() + q_at)
+    // In bf16, Q and V from their copies: the call's, or the piece's own (of its head alone).
+    const uint16_t* query_bf16 = nullptr;
+    const uint16_t* value_bf16 = nullptr;
+    if (prepared_.copies_by_pieces) {
+      prepared_.prepare_head(piece.batch * d.kv_heads + piece.kv_head,
+                             {.key_t = own_key_t_.data(),
+                              .key_t_bf16 = own_key_t_bf16_.data(),
+                              .query = own_query_.data(),
+                              .value = own_value_.data()});
+      query_bf16 = own_query_.data() + (piece.first_row - piece.kv_head * l.rows_per_unit) *
+                                           d.head_dim;
+      value_bf16 = own_value_.data();
+    } else if (bf16) {
+      query_bf16 = prepared_.query.get() + q_at;
+      value_bf16 = prepared_.value.get() + v_at;
+    }
+    const void* q = bf16 ? static_cast<const void*>(query_bf16)
                     : copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
                                        : in_.query + q_at;
     const Operands ops = {
         .q = q,
         .k = KeysOf(piece),
-        .v = bf16 ? static_cast<const void*>(prepared_.value.get() + v_at) : in_.value + v_at,
+        .v = bf16 ? static_cast<const void*>(value_bf16) : in_.value + v_at,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
     if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
     RunTiles(piece, ops);
@@ -128,6 +150,8 @@ class PieceRunner {
     if (!prepared_.keys_transposed) {
       return in_.key + piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
     }
+    if (prepared_.copies_by_pieces && in_.bf16_compute) return own_key_t_bf16_.data();
+    if (prepared_.copies_by_pieces) return own_key_t_.data();
     const int64_t at = (piece.batch * d.kv_heads + piece.kv_head) * prepared_.key_t_head;
     if (in_.bf16_compute) return prepared_.key_t_bf16.get() + at;
     return prepared_.key_t.get() + at;
@@ -474,6 +498,9 @@ class PieceRunner {
   std::vector<float> factors_;   // with maps: per row, a tile's factor exp(m_t - m) / l
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
   std::vector<float> query_rows_;                // copy_query_rows_: the piece's Q rows
+  // With copies by pieces, the piece's own: K^T, and in bf16 its Q and V rows.
+  std::vector<float> own_key_t_;
+  std::vector<uint16_t> own_key_t_bf16_, own_query_, own_value_;
   std::vector<uint8_t> scratchpad_;
   absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool, int64_t>,
                       std::unique_ptr<BoundPrimitive>>

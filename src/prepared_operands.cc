@@ -12,50 +12,49 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-// Prepares (batch, KV head) `head` (b * Hkv + g) for bf16 compute from inputs of type T (f32
-// or bf16): its K^T, its V and its group's G query heads (times the scale) in dense bf16.
+// Makes (batch, KV head) `head`'s (b * Hkv + g) copies for bf16 compute from inputs of type T
+// (f32 or bf16): its K^T, its V and its group's G query heads (times the scale) in dense bf16.
 template <typename T>
 void PrepareHeadInBf16(const T* query, const T* key, const T* value, const AttentionInputs& in,
                        const Layout& l, const KeyTransposedLayout& key_t, int64_t head,
-                       CopyKernel kernel, PreparedOperands& prepared) {
+                       CopyKernel kernel, const HeadCopies& to) {
   const AttentionDims& d = in.dims;
   const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
   TransposeKeys(key + b * l.k.batch + g * l.k.head, d.kv_len, d.head_dim, l.k.row, key_t,
-                prepared.key_t_bf16.get() + head * prepared.key_t_head, kernel);
+                to.key_t_bf16, kernel);
   ConvertRowsToBf16(value + b * l.v.batch + g * l.v.head, d.kv_len, d.value_dim, l.v.row, 1.0f,
-                    prepared.value.get() + head * d.kv_len * d.value_dim, d.value_dim, kernel);
+                    to.value, d.value_dim, kernel);
   // The scale goes into the Q copy: as the QK^T matmul's output scale it cost a pass over
   // every bf16 score tile.
-  for (int64_t h = g * d.group_size(); h < (g + 1) * d.group_size(); ++h) {
+  for (int64_t i = 0; i < d.group_size(); ++i) {
+    const int64_t h = g * d.group_size() + i;
     ConvertRowsToBf16(query + b * l.q.batch + h * l.q.head, d.q_len, d.head_dim, l.q.row,
-                      in.scale, prepared.query.get() + (b * d.heads + h) * d.q_len * d.head_dim,
-                      d.head_dim, kernel);
+                      in.scale, to.query + i * d.q_len * d.head_dim, d.head_dim, kernel);
   }
 }
 
-// Prepares (batch, KV head) `head` (b * Hkv + g): its K^T and, for bf16 compute, its V and its
-// group's G query heads (times the scale) in dense bf16; for f32, its V in dense f32 when
-// PrepareOperands made room for that.
+// Makes (batch, KV head) `head`'s (b * Hkv + g) copies: its K^T and, for bf16 compute, its V
+// and its group's G query heads (times the scale) in dense bf16; for f32, its V in dense f32
+// when `to` has room for it.
 void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposedLayout& key_t,
-                 int64_t head, CopyKernel kernel, PreparedOperands& prepared) {
+                 int64_t head, CopyKernel kernel, const HeadCopies& to) {
   if (in.bf16_compute && in.bf16_inputs()) {
-    PrepareHeadInBf16(in.query_bf16, in.key_bf16, in.value_bf16, in, l, key_t, head, kernel,
-                      prepared);
+    PrepareHeadInBf16(in.query_bf16, in.key_bf16, in.value_bf16, in, l, key_t, head, kernel, to);
     return;
   }
   if (in.bf16_compute) {
-    PrepareHeadInBf16(in.query, in.key, in.value, in, l, key_t, head, kernel, prepared);
+    PrepareHeadInBf16(in.query, in.key, in.value, in, l, key_t, head, kernel, to);
     return;
   }
   const AttentionDims& d = in.dims;
   const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
   TransposeKeys(in.key + b * l.k.batch + g * l.k.head, d.kv_len, d.head_dim, l.k.row, key_t,
-                prepared.key_t.get() + head * prepared.key_t_head, kernel);
-  if (prepared.dense_value == nullptr) return;
+                to.key_t, kernel);
+  if (to.dense_value == nullptr) return;
   const float* value = in.value + b * l.v.batch + g * l.v.head;
-  float* dense = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
   for (int64_t k = 0; k < d.kv_len; ++k) {
-    std::memcpy(dense + k * d.value_dim, value + k * l.v.row, d.value_dim * sizeof(float));
+    std::memcpy(to.dense_value + k * d.value_dim, value + k * l.v.row,
+                d.value_dim * sizeof(float));
   }
 }
 
@@ -118,6 +117,14 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
   }
+  const CopyKernel kernel = BestCopyKernel();
+  if (prepared.copies_by_pieces) {
+    // The inputs and layout as they are now: the engine changes its own afterwards.
+    prepared.prepare_head = [in, layout, key_t, kernel](int64_t head, const HeadCopies& to) {
+      PrepareHead(in, layout, key_t, head, kernel, to);
+    };
+    return absl::OkStatus();
+  }
   // No zeroing: every element is written, the layout's padding too.
   if (in.bf16_compute) {
     prepared.key_t_bf16.reset(new uint16_t[heads * prepared.key_t_head]);
@@ -130,11 +137,21 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
       prepared.dense_value.reset(new float[heads * d.kv_len * d.value_dim]);
     }
   }
-  const CopyKernel kernel = BestCopyKernel();
   // One OpenMP team for every head, an even share of them per thread.
 #pragma omp parallel for schedule(static) if (heads > 1)
   for (int64_t head = 0; head < heads; ++head) {
-    PrepareHead(in, layout, key_t, head, kernel, prepared);
+    HeadCopies to;
+    if (in.bf16_compute) {
+      to.key_t_bf16 = prepared.key_t_bf16.get() + head * prepared.key_t_head;
+      to.value = prepared.value.get() + head * d.kv_len * d.value_dim;
+      to.query = prepared.query.get() + head * d.group_size() * d.q_len * d.head_dim;
+    } else {
+      to.key_t = prepared.key_t.get() + head * prepared.key_t_head;
+      if (prepared.dense_value != nullptr) {
+        to.dense_value = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
+      }
+    }
+    PrepareHead(in, layout, key_t, head, kernel, to);
   }
   return absl::OkStatus();
 }

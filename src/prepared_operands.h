@@ -14,12 +14,16 @@
 // projection's [B,S,H*D] output seen head by head): oneDNN 2.6's brgemm reads only dense
 // matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
 // query rows reads all of its head's V, so V is copied dense once per call. (A strided Q is
-// copied a block of rows at a time by the pieces instead: each row is read once.) Plain data;
-// not thread-safe to fill, read-only after.
+// copied a block of rows at a time by the pieces instead: each row is read once.) When every
+// (batch, KV head) is read by a single piece (one block of rows, no group), that piece makes
+// the head's copies itself right before it reads them, into buffers of its own that stay in its
+// caches: no copy of the whole call is written and read back. Plain data; not thread-safe to
+// fill, read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -38,9 +42,24 @@ dnnl::memory::format_tag KeyTransposedTag(bool bf16);
 // Where one head's K^T elements go, read off oneDNN's desc `head_t` of that layout.
 KeyTransposedLayout KeyTransposedLayoutOf(const dnnl::memory::desc& head_t);
 
+// Where one (batch, KV head)'s copies go: its K^T (f32 or bf16) and, for bf16 compute, its V and
+// its group's G query heads, each dense; for f32, its V made dense when dense_value is set.
+struct HeadCopies {
+  float* key_t = nullptr;
+  uint16_t* key_t_bf16 = nullptr;
+  uint16_t* query = nullptr;
+  uint16_t* value = nullptr;
+  float* dense_value = nullptr;
+};
+
 struct PreparedOperands {
   int64_t tile_keys = 0;        // keys per tile: the key tile, or Sk when shorter
   bool keys_transposed = true;  // K as K^T; false: K rows as given (S^T = K Q^T)
+  // Each (batch, KV head) is read by one piece only: that piece makes its own copies just
+  // before it reads them (so they are still in its caches), by prepare_head(b * Hkv + g, to),
+  // and none of the arrays below is made.
+  bool copies_by_pieces = false;
+  std::function<void(int64_t head, const HeadCopies& to)> prepare_head;
   int64_t key_t_head = 0;       // elements of one head's K^T (keys_transposed)
   int64_t key_t_block = 0;      // elements of one block of kKeyBlock keys in it
   std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
@@ -61,10 +80,11 @@ struct WidenedInputs {
 AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
                                 WidenedInputs& widened);
 
-// Fills `prepared` (whose tile_keys and keys_transposed are set; tile_keys a multiple of
-// kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
-// (operand_copies.h), the calling thread's OpenMP threads sharing the heads. INTERNAL for bf16
-// compute with K not transposed, or when oneDNN fails.
+// Fills `prepared` (whose tile_keys, keys_transposed and copies_by_pieces are set; tile_keys a
+// multiple of kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
+// (operand_copies.h), the calling thread's OpenMP threads sharing the heads -- or, with
+// copies_by_pieces, only sets prepare_head and the sizes. INTERNAL for bf16 compute with K not
+// transposed, or when oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared);
 
