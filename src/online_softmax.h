@@ -9,9 +9,9 @@
 // rescaling of acc, at the cost of p up to 256 instead of 1 (far from overflow in f32 and in
 // bfloat16). A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
 // When a block's keys fit one tile its rows take a plain softmax instead (P V is then the output
-// itself). Three implementations of that contract (they may
-// pick different references), chosen by the CPU's features: AVX-512 with AVX512_BF16, AVX-512
-// without it, and portable scalar code. Pure functions; thread-safe.
+// itself). Three implementations of that contract (they may pick different references), chosen
+// by the CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code.
+// Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 #define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 
