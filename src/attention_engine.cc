@@ -50,18 +50,23 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
-  // One piece per (batch, KV head) -- one block of rows, no group -- makes its own copies (an
-  // f32 V that is not dense is copied once per call instead).
-  prepared.copies_by_pieces = prepared.keys_transposed && d.group_size() == 1 &&
-                              d.q_len <= kBlockRows &&
-                              (in.bf16_compute || layout.v.row == d.value_dim);
+  // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units).
+  AttentionInputs as_read = in;
+  if (in.bf16_compute) as_read.query_strides = as_read.value_strides = {};
+  const Layout read_layout(as_read, outputs);
+  // When each (batch, KV head) is one piece -- its unit one block of rows, and a unit per KV
+  // head -- that piece makes its own copies (an f32 V that is not dense is copied once per call
+  // instead).
+  prepared.copies_by_pieces =
+      prepared.keys_transposed && read_layout.rows_per_unit <= kBlockRows &&
+      (read_layout.merge_group_heads || d.group_size() == 1) &&
+      (in.bf16_compute || layout.v.row == d.value_dim);
   if (absl::Status status = PrepareOperands(in, layout, prepared); !status.ok()) {
     return status;
   }
   if (in.bf16_compute) {
-    // From here on Q and V are read from their dense bf16 copies (Q's heads may now merge).
-    in.query_strides = in.value_strides = {};
-    layout = Layout(in, outputs);
+    in = as_read;
+    layout = read_layout;
   } else if (prepared.dense_value != nullptr) {
     in.value = prepared.dense_value.get();
     in.value_strides = {};

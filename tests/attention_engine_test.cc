@@ -188,15 +188,16 @@ AttentionDims Dims(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk, in
 // KV group), GQA/MQA, Dv != D, Sq != Sk both ways, dims of 1, sizes off multiples of 8/16, and
 // blocks whose rows see one or several key tiles under causal masks, the last cut short at
 // the 64-key block past their last visible key (Sk = 520: 128-row blocks see 128 to 520 keys).
-// Heads without a group and of at most 128 rows (65, 128, 40) are one piece each, which makes
-// its own operand copies; the others' copies are made for the whole call.
+// KV heads whose rows make one block of at most 128 (65, 128, 40; a group's 48 and 100) are one
+// piece each, which makes its own operand copies; the others' copies are made for the whole
+// call.
 const std::vector<AttentionDims>& Shapes() {
   static const std::vector<AttentionDims> shapes = {
       Dims(1, 1, 1, 1, 1, 1, 1),      Dims(2, 4, 4, 7, 13, 8, 8),     Dims(2, 8, 2, 100, 130, 16, 24),
       Dims(1, 4, 1, 33, 33, 17, 5),   Dims(3, 2, 2, 300, 129, 33, 7), Dims(1, 6, 3, 1, 257, 64, 64),
       Dims(2, 3, 3, 65, 1, 12, 12),   Dims(1, 2, 2, 129, 64, 128, 3), Dims(2, 12, 4, 16, 16, 1, 9),
       Dims(2, 2, 1, 260, 520, 16, 16), Dims(2, 3, 3, 128, 70, 20, 12),
-      Dims(1, 2, 2, 40, 200, 16, 16),
+      Dims(1, 2, 2, 40, 200, 16, 16), Dims(1, 4, 2, 50, 90, 16, 16),
   };
   return shapes;
 }
