@@ -15,10 +15,10 @@
 // matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
 // query rows reads all of its head's V, so V is copied dense once per call. (A strided Q is
 // copied a block of rows at a time by the pieces instead: each row is read once.) When every
-// (batch, KV head) is read by a single piece (one block of rows, no group), that piece makes
-// the head's copies itself right before it reads them, into buffers of its own that stay in its
-// caches: no copy of the whole call is written and read back. Plain data; not thread-safe to
-// fill, read-only after.
+// (batch, KV head) is read by a single piece (its rows make one block: a group's heads count
+// together when they merge into one matrix), that piece makes the head's copies itself right
+// before it reads them, into buffers of its own that stay in its caches: no copy of the whole
+// call is written and read back. Plain data; not thread-safe to fill, read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
