@@ -348,9 +348,11 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
   state.counters["GFLOP/s"] = gflops;
   state.counters["peak%"] = 100 * gflops / (c.bf16 ? g_bf16_peak_gflops : g_f32_peak_gflops);
   if (d.q_len == 1) {
-    // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (K and V, each read once per call) * calls/s
+    // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (2 for bf16 inputs; K and V, each read once
+    // per call) * calls/s
+    const double bytes = c.bf16_inputs ? 2e-9 : 4e-9;
     const double kv_gbs =
-        d.batch * d.kv_heads * d.kv_len * (d.head_dim + d.value_dim) * 4e-9 * calls_per_second;
+        d.batch * d.kv_heads * d.kv_len * (d.head_dim + d.value_dim) * bytes * calls_per_second;
     state.counters["KV_GB/s"] = kv_gbs;
     state.counters["bw%"] = 100 * kv_gbs / g_read_gbs;
   }
@@ -425,8 +427,8 @@ void RegisterAll() {
       }
     }
   }
-  // bf16 compute of bf16 inputs (no f32 copies to convert).
-  for (const Shape& s : {shapes[0], shapes[1], shapes[2], shapes[3]}) {
+  // bf16 compute of bf16 inputs (no f32 copies to convert; decode reads them in place).
+  for (const Shape& s : {shapes[0], shapes[1], shapes[2], shapes[3], shapes[6]}) {
     for (const bool maps : {false, true}) {
       AttnCase c{dims(s), CausalKind::kNone, maps, /*bf16=*/true};
       c.bf16_inputs = true;

@@ -21,8 +21,9 @@ namespace {
 
 // Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
 // and compute S^T = K Q^T: transposing K would cost more than their whole attention. They are
-// bound by memory bandwidth, so they also compute in f32 when bf16 is asked for: bf16 copies
-// of K and V would cost another pass over both and save nothing.
+// bound by memory bandwidth, so they compute in f32 when bf16 is asked for of f32 inputs (bf16
+// copies of K and V would cost another pass over both and save nothing), and in bf16 from bf16
+// inputs, read as they are (half the bytes of f32).
 constexpr int64_t kFewRows = 32;
 
 }  // namespace
@@ -35,10 +36,12 @@ AttentionEngine::AttentionEngine(Options options)
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
   const AttentionDims& d = inputs.dims;
-  // As computed: Q and V as the matmuls read them, few-row units in f32 (see kFewRows).
+  // As computed: Q and V as the matmuls read them, few-row units of f32 inputs in f32 (see
+  // kFewRows).
   AttentionInputs in = inputs;
   Layout layout(in, outputs);
-  in.bf16_compute = inputs.bf16_compute && layout.rows_per_unit > kFewRows;
+  in.bf16_compute =
+      inputs.bf16_compute && (layout.rows_per_unit > kFewRows || inputs.bf16_inputs());
   WidenedInputs widened;  // bf16 inputs computed in f32
   if (in.bf16_inputs() && !in.bf16_compute) {
     in = WidenBf16Inputs(in, layout, widened);
@@ -50,9 +53,12 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
-  // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units).
+  // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units), or
+  // with K not transposed as they are.
   AttentionInputs as_read = in;
-  if (in.bf16_compute) as_read.query_strides = as_read.value_strides = {};
+  if (in.bf16_compute && prepared.keys_transposed) {
+    as_read.query_strides = as_read.value_strides = {};
+  }
   const Layout read_layout(as_read, outputs);
   // When each (batch, KV head) is one piece -- its unit one block of rows, and a unit per KV
   // head -- that piece makes its own copies (an f32 V that is not dense is copied once per call

@@ -87,7 +87,11 @@ class PieceRunner {
     row_sum_.resize(rows);
     if (!prepared.keys_transposed) {
       scores_t_.resize(rows * width);
-      query_t_.resize(rows * d.head_dim);
+      if (in.bf16_compute) {
+        query_t_bf16_.resize(rows * d.head_dim);
+      } else {
+        query_t_.resize(rows * d.head_dim);
+      }
     }
     if (copy_query_rows_) query_rows_.resize(rows * d.head_dim);
     if (prepared.copies_by_pieces && in.bf16_compute) {
@@ -119,9 +123,12 @@ class PieceRunner {
       query_bf16 = own_query_.data() + (piece.first_row - piece.kv_head * l.rows_per_unit) *
                                            d.head_dim;
       value_bf16 = own_value_.data();
-    } else if (bf16) {
+    } else if (bf16 && prepared_.keys_transposed) {
       query_bf16 = prepared_.query.get() + q_at;
       value_bf16 = prepared_.value.get() + v_at;
+    } else if (bf16) {  // bf16 inputs read as they are
+      query_bf16 = in_.query_bf16 + q_at;
+      value_bf16 = in_.value_bf16 + v_at;
     }
     const void* q = bf16 ? static_cast<const void*>(query_bf16)
                     : copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
@@ -148,7 +155,9 @@ class PieceRunner {
   const void* KeysOf(const Piece& piece) const {
     const AttentionDims& d = in_.dims;
     if (!prepared_.keys_transposed) {
-      return in_.key + piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
+      const int64_t at = piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
+      if (in_.bf16_compute) return in_.key_bf16 + at;
+      return in_.key + at;
     }
     if (prepared_.copies_by_pieces && in_.bf16_compute) return own_key_t_bf16_.data();
     if (prepared_.copies_by_pieces) return own_key_t_.data();
@@ -166,12 +175,20 @@ class PieceRunner {
     return query_rows_.data();
   }
 
-  // query_t_ = Q^T [D, m] of the piece's m query rows (K not transposed; always f32).
+  // query_t_ (bf16: query_t_bf16_) = Q^T [D, m] of the piece's m query rows (K not
+  // transposed).
   void TransposeQuery(const void* q, int64_t m) {
+    if (in_.bf16_compute) {
+      TransposeRows(static_cast<const uint16_t*>(q), m, query_t_bf16_.data());
+    } else {
+      TransposeRows(static_cast<const float*>(q), m, query_t_.data());
+    }
+  }
+  template <typename T>
+  void TransposeRows(const T* from, int64_t m, T* to) const {
     const int64_t dim = in_.dims.head_dim, row = layout_.q.row;
-    const auto* from = static_cast<const float*>(q);
     for (int64_t r = 0; r < m; ++r) {
-      for (int64_t c = 0; c < dim; ++c) query_t_[c * m + r] = from[r * row + c];
+      for (int64_t c = 0; c < dim; ++c) to[c * m + r] = from[r * row + c];
     }
   }
 
@@ -384,20 +401,22 @@ class PieceRunner {
     }
   }
 
-  // ComputeScores for K not transposed (f32): S^T [keys x m] = scale * K Q^T (K's rows as the
-  // matmul's source, the piece's Q^T as its weights: both row-major), then
-  // scores = (S^T)^T + mask_tile.
+  // ComputeScores for K not transposed (f32, or bf16 inputs read as they are): S^T [keys x m] =
+  // scale * K Q^T (K's rows as the matmul's source, the piece's Q^T as its weights: both
+  // row-major), then scores = (S^T)^T + mask_tile.
   void ComputeScoresKeyMajor(const Operands& ops, int64_t m, int64_t first_key, int64_t keys,
                              bool masked, float* scores) {
     const AttentionDims& d = in_.dims;
     const int64_t k_row = layout_.k.row;
+    const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, 0, [&] {
-      const memory::desc k_md({keys, d.head_dim}, dt::f32, memory::dims{k_row, 1});
-      const memory::desc qt_md = RowMajor(d.head_dim, m);
+      const memory::desc k_md({keys, d.head_dim}, operand_type, memory::dims{k_row, 1});
+      const memory::desc qt_md({d.head_dim, m}, operand_type, memory::dims{m, 1});
       const memory::desc st_md = RowMajor(keys, m);
       auto primitive = cache_.GetOrCreate(
           absl::StrCat("kq:", keys, "x", d.head_dim, "x", m, ":ld", k_row, ":scale",
-                       std::bit_cast<uint32_t>(in_.scale), threads_key_),
+                       std::bit_cast<uint32_t>(in_.scale), in_.bf16_compute ? ":bf16" : "",
+                       threads_key_),
           [&] {
             dnnl::primitive_attr attr = UserScratchpadAttr();
             attr.set_output_scales(0, {in_.scale});
@@ -407,9 +426,11 @@ class PieceRunner {
       return Bind(primitive,
                   {{DNNL_ARG_SRC, k_md}, {DNNL_ARG_WEIGHTS, qt_md}, {DNNL_ARG_DST, st_md}});
     });
-    kq.Run(stream_, {{DNNL_ARG_SRC, static_cast<const float*>(ops.k) + first_key * k_row},
-                     {DNNL_ARG_WEIGHTS, query_t_.data()},
-                     {DNNL_ARG_DST, scores_t_.data()}});
+    const void* query_t = in_.bf16_compute ? static_cast<const void*>(query_t_bf16_.data())
+                                           : query_t_.data();
+    const void* k = static_cast<const char*>(ops.k) + OperandBytes(first_key * k_row);
+    kq.Run(stream_,
+           {{DNNL_ARG_SRC, k}, {DNNL_ARG_WEIGHTS, query_t}, {DNNL_ARG_DST, scores_t_.data()}});
     for (int64_t r = 0; r < m; ++r) {
       float* row = scores + r * keys;
       for (int64_t j = 0; j < keys; ++j) row[j] = scores_t_[j * m + r];
@@ -497,6 +518,7 @@ class PieceRunner {
   std::vector<float> tile_max_;  // with maps: per tile, the running max its p_t is relative to
   std::vector<float> factors_;   // with maps: per row, a tile's factor exp(m_t - m) / l
   std::vector<float> scores_t_, query_t_;        // K not transposed: S^T and Q^T
+  std::vector<uint16_t> query_t_bf16_;           // or Q^T in bf16
   std::vector<float> query_rows_;                // copy_query_rows_: the piece's Q rows
   // With copies by pieces, the piece's own: K^T, and in bf16 its Q and V rows.
   std::vector<float> own_key_t_;

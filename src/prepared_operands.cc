@@ -100,10 +100,7 @@ AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared) {
   const AttentionDims& d = in.dims;
-  if (in.bf16_compute && !prepared.keys_transposed) {
-    return absl::InternalError("bf16 compute reads K transposed");
-  }
-  if (!prepared.keys_transposed) return absl::OkStatus();  // f32 K, Q and V read in place
+  if (!prepared.keys_transposed) return absl::OkStatus();  // K, Q and V read in place
   const int64_t heads = d.batch * d.kv_heads;
   KeyTransposedLayout key_t;
   try {

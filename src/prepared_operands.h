@@ -7,9 +7,9 @@
 // gemm:jit, in f32 about half as fast, in bf16 over 10x slower. In that layout the keys
 // [k, k + w) from any multiple of 64 k are themselves a [D, w] matrix of the layout, so a
 // matmul reads any run of keys in place, as wide as the keys it needs (causal blocks end on the
-// diagonal). Or, for units of few query rows (decode), K is read in place (f32 only): the
-// engine then computes S^T = K Q^T with a transposed copy of the few Q rows instead, which
-// spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
+// diagonal). Or, for units of few query rows (decode), K is read in place (f32, or bf16 inputs
+// computed in bf16; Q and V too): the engine then computes S^T = K Q^T with a transposed copy
+// of the few Q rows instead, which spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
 // f32 or bf16 inputs of any strides. For f32, Q and V are read in place, except a V whose rows are not dense (a
 // projection's [B,S,H*D] output seen head by head): oneDNN 2.6's brgemm reads only dense
 // matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
@@ -83,8 +83,7 @@ AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
 // Fills `prepared` (whose tile_keys, keys_transposed and copies_by_pieces are set; tile_keys a
 // multiple of kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
 // (operand_copies.h), the calling thread's OpenMP threads sharing the heads -- or, with
-// copies_by_pieces, only sets prepare_head and the sizes. INTERNAL for bf16 compute with K not
-// transposed, or when oneDNN fails.
+// copies_by_pieces, only sets prepare_head and the sizes. INTERNAL when oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared);
 

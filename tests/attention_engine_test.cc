@@ -441,8 +441,9 @@ OperandStrides RoundToPaddedBf16(std::vector<float>& values, int64_t heads, int6
 }
 
 // bf16 inputs (strided, rows padded) give exactly the answers of the same values in f32, both
-// computed in bf16 (read as they are) and in f32 (widened first), with maps, masks, GQA, and
-// decode-sized units (which compute in f32 either way).
+// computed in bf16 (read as they are) and in f32 (widened first), with maps, masks and GQA.
+// Decode-sized units (at most 32 rows per KV head) compute bf16 inputs in bf16, read in place,
+// but f32 ones in f32: there the two agree within 1e-2 of the largest value (normwise).
 TEST_P(AttentionEngineTest, Bf16InputsMatchTheSameValuesInF32) {
   for (const AttentionDims& d : Shapes()) {
     const Case c{.dims = d, .mask = kCausalLowerRight | kKeyLengths | kBias4d};
@@ -475,10 +476,23 @@ TEST_P(AttentionEngineTest, Bf16InputsMatchTheSameValuesInF32) {
         std::memcpy(b.data(), x.data(), x.size() * sizeof(float));
         return b;
       };
+      ASSERT_FALSE(std::isnan(got.output[0]));
+      if (compute_bf16 && d.group_size() * d.q_len <= 32) {
+        for (auto [g, w] : {std::pair{&got.output, &want.output},
+                            std::pair{&got.probabilities, &want.probabilities}}) {
+          double worst = 0, largest = 1e-30;
+          for (size_t e = 0; e < w->size(); ++e) {
+            ASSERT_FALSE(std::isnan((*g)[e]));
+            worst = std::max(worst, double(std::abs((*g)[e] - (*w)[e])));
+            largest = std::max(largest, double(std::abs((*w)[e])));
+          }
+          EXPECT_LE(worst / largest, 1e-2);
+        }
+        continue;
+      }
       EXPECT_EQ(bits(got.output), bits(want.output)) << "compute bf16 " << compute_bf16;
       EXPECT_EQ(bits(got.probabilities), bits(want.probabilities));
       EXPECT_EQ(bits(got.scores), bits(want.scores));
-      ASSERT_FALSE(std::isnan(got.output[0]));
     }
   }
 }

@@ -409,11 +409,13 @@ TEST_F(AttentionServiceTest, Bf16ComputeIsWithinOnePercent) {
 }
 
 // BFLOAT16 inputs computed in bf16 (read by the engine as they are) answer exactly what the same
-// values sent as FLOAT32 answer, maps included, for a block-sized call and a decode-sized one
-// (computed in f32, its inputs widened by the engine).
+// values sent as FLOAT32 answer, maps included, for a block-sized call; a decode-sized one
+// computes bf16 inputs in bf16 (read in place) but f32 ones in f32: within 1e-2 of the largest
+// value there.
 TEST_F(AttentionServiceTest, Bf16InputsComputedInBf16MatchTheirF32Values) {
   for (const pb::AttendRequest& shaped :
        {MakeRequest(2, 4, 2, 33, 70, 64, 64, 8), MakeRequest(1, 8, 2, 1, 40, 32, 16, 9)}) {
+    const bool decode_sized = shaped.query().shape(2) == 1;
     pb::AttendRequest f32 = shaped, bf16 = shaped;
     for (auto [f32_tensor, bf16_tensor] :
          {std::pair{f32.mutable_query(), bf16.mutable_query()},
@@ -432,10 +434,24 @@ TEST_F(AttentionServiceTest, Bf16InputsComputedInBf16MatchTheirF32Values) {
     pb::AttendResponse want, got;
     ASSERT_TRUE(Attend(f32, &want).ok());
     ASSERT_TRUE(Attend(bf16, &got).ok());
+    EXPECT_FALSE(got.output().data().empty());
+    if (decode_sized) {
+      for (auto [g, w] : {std::pair{&got.output(), &want.output()},
+                          std::pair{&got.attention(), &want.attention()}}) {
+        const std::vector<float> got_values = Floats(*g), want_values = Floats(*w);
+        ASSERT_EQ(got_values.size(), want_values.size());
+        double worst = 0, largest = 1e-30;
+        for (size_t e = 0; e < want_values.size(); ++e) {
+          worst = std::max(worst, double(std::abs(got_values[e] - want_values[e])));
+          largest = std::max(largest, double(std::abs(want_values[e])));
+        }
+        EXPECT_LE(worst / largest, 1e-2);
+      }
+      continue;
+    }
     EXPECT_EQ(got.output().data(), want.output().data());
     EXPECT_EQ(got.attention().data(), want.attention().data());
     EXPECT_EQ(got.scores().data(), want.scores().data());
-    EXPECT_FALSE(got.output().data().empty());
   }
 }
 

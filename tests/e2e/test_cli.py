@@ -64,7 +64,7 @@ class CliTest(unittest.TestCase, ReportChecks):
             ["--shape=1,2,7,1,1"],
             ["--shape=2,4,64,64,32", "--dtype=bf16", "--maps=both"],
             ["--shape=2,4,64,48,32", "--dtype=f16", "--causal=lower_right"],
-            # bf16 inputs computed in bf16 (read as they are), and decode-sized (widened to f32)
+            # bf16 inputs computed in bf16 (read as they are; decode-sized ones in place, K-major)
             ["--shape=2,8,65,70,64", "--kv_heads=2", "--dtype=bf16", "--compute=bf16",
              "--maps=both", "--causal=lower_right"],
             ["--shape=2,8,1,300,32", "--kv_heads=2", "--dtype=bf16", "--compute=bf16"],
