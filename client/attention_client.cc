@@ -19,6 +19,8 @@ AttentionClient::AttentionClient(const std::string& address, int max_message_byt
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(max_message_bytes);
   args.SetMaxSendMessageSize(max_message_bytes);
+  // A connection of its own, not one shared with other clients of the same address.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!security.root_ca.empty()) {
     credentials = grpc::SslCredentials({.pem_root_certs = security.root_ca,

@@ -27,7 +27,8 @@ struct ClientSecurity {
 
 class AttentionClient {
  public:
-  // `address` is host:port; messages up to `max_message_bytes` are accepted both ways.
+  // `address` is host:port; messages up to `max_message_bytes` are accepted both ways. Each
+  // client opens its own connection (two clients of one address do not share it).
   explicit AttentionClient(const std::string& address, int max_message_bytes = 256 << 20,
                            absl::Duration timeout = absl::Seconds(60),
                            const ClientSecurity& security = {});

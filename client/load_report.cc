@@ -48,11 +48,14 @@ std::string LoadReportText(const LoadSubject& subject, const LoadOptions& option
   return absl::StrFormat(
       "target      %s\n"
       "request     %s\n"
-      "load        concurrency %d, %.1f s measured after a %.1f s warm-up\n"
+      "load        concurrency %d, %s, %.1f s measured after a %.1f s warm-up\n"
       "requests    %d OK, %.1f requests/s\n"
       "latency ms  mean %.3f  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n"
       "errors      %s\n",
-      subject.target, subject.request, options.concurrency, result.seconds,
+      subject.target, subject.request, options.concurrency,
+      subject.connections == 0 ? std::string("in process")
+                               : absl::StrCat(subject.connections, " connection(s)"),
+      result.seconds,
       absl::ToDoubleSeconds(options.warmup), f.requests, f.requests_per_s, f.mean_ms, f.p50_ms,
       f.p90_ms, f.p99_ms, f.max_ms, errors.empty() ? "none" : errors);
 }
@@ -64,6 +67,7 @@ std::string LoadReportJson(const LoadSubject& subject, const LoadOptions& option
       {"target", subject.target},
       {"request", subject.request},
       {"concurrency", options.concurrency},
+      {"connections", subject.connections},
       {"warmup_s", absl::ToDoubleSeconds(options.warmup)},
       {"duration_s", result.seconds},
       {"requests", f.requests},

@@ -4,7 +4,8 @@
 //   attn-client heatmap --out=F.png|F.svg [--tokens=I,am,good] [--head=N|--average] [--shape ...]
 //   attn-client mha [--batch B --tokens S --d_model M --heads H ...] [--weights_name N] [--verify]
 //   attn-client weights list | put NAME --weights_file F.safetensors | delete NAME
-//   attn-client bench --shape B,H,Sq,Sk,D [--concurrency N --duration 10s --warmup 1s --json]
+//   attn-client bench --shape B,H,Sq,Sk,D [--concurrency N --connections C --duration 10s
+//                     --warmup 1s --json]
 // Every subcommand takes --address. Exit status 0 = success, 1 = the call or the check failed,
 // 2 = bad usage.
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <span>
 #include <sstream>
@@ -51,6 +53,9 @@ ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token, sent as 'authorization: Bearer <token>'");
 ABSL_FLAG(std::string, service, "attention.v1.AttentionService",
           "health: the service to check (\"\" = the whole server)");
+ABSL_FLAG(int, connections, 0,
+          "bench: connections the concurrent calls are spread over, 1 to --concurrency "
+          "(0 = one per call)");
 ABSL_FLAG(bool, verify, false, "attend, mha: check the answer against the double reference");
 ABSL_FLAG(int64_t, batch, 1, "mha: batch size B");
 ABSL_FLAG(std::string, tokens, "",
@@ -88,7 +93,8 @@ constexpr char kUsage[] =
     "           them) or the server's --weights_name\n"
     "  weights  list | put NAME --weights_file F.safetensors | delete NAME\n"
     "  bench    closed-loop load: --concurrency calls of --shape outstanding for --duration\n"
-    "           after --warmup; prints requests/s, latency percentiles, errors by code (--json)\n";
+    "           after --warmup, over --connections (default one per call); prints requests/s,\n"
+    "           latency percentiles, errors by code (--json)\n";
 
 int Usage(const std::string& problem) {
   std::cerr << problem << "\n\n" << kUsage;
@@ -99,6 +105,13 @@ int Failed(const absl::Status& status) {
   std::cerr << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
             << "\n";
   return 1;
+}
+
+// A client of --address with --timeout_s and `security`, on a connection of its own.
+std::unique_ptr<attn::AttentionClient> NewClient(const attn::ClientSecurity& security) {
+  return std::make_unique<attn::AttentionClient>(
+      absl::GetFlag(FLAGS_address), 256 << 20,
+      absl::Milliseconds(absl::GetFlag(FLAGS_timeout_s) * 1000), security);
 }
 
 int Info(const attn::AttentionClient& client) {
@@ -187,22 +200,33 @@ int Attend(const attn::AttentionClient& client) {
   return report.ok ? 0 : 1;
 }
 
-// bench: a closed loop of Attend calls, each client with its own copy of the request.
-int Bench(const attn::AttentionClient& client) {
+// bench: a closed loop of Attend calls, each caller with its own copy of the request, the
+// callers spread round robin over --connections connections.
+int Bench(const attn::ClientSecurity& security) {
   absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
   if (!options.ok()) return Usage(std::string(options.status().message()));
+  int connections = absl::GetFlag(FLAGS_connections);
+  if (connections < 0 || connections > options->concurrency) {
+    return Usage(absl::StrCat("--connections=", connections, ": use 1 to --concurrency (",
+                              options->concurrency, "), or 0 for one per call"));
+  }
+  if (connections == 0) connections = options->concurrency;
+  std::vector<std::unique_ptr<attn::AttentionClient>> clients;
+  for (int i = 0; i < connections; ++i) clients.push_back(NewClient(security));
   attn::KeepFreedMemoryForReuse();  // as attnserve and engine-load do
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;
-  const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int) -> attn::LoadCall {
-    return [&client, request, response = pb::AttendResponse()]() mutable {
-      return client.Attend(request, &response);
+  const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int i) -> attn::LoadCall {
+    const attn::AttentionClient* client = clients[i % connections].get();
+    return [client, request, response = pb::AttendResponse()]() mutable {
+      return client->Attend(request, &response);
     };
   });
-  return attn::PrintLoadResult(
-      {.target = absl::GetFlag(FLAGS_address), .request = attn::DescribeRandomAttend(*spec)},
-      *options, result);
+  return attn::PrintLoadResult({.target = absl::GetFlag(FLAGS_address),
+                                .request = attn::DescribeRandomAttend(*spec),
+                                .connections = connections},
+                               *options, result);
 }
 
 // d_model of the server's weights `name`.
@@ -440,9 +464,9 @@ int main(int argc, char** argv) {
   if (command != "weights" && args.size() != 2) return Usage("expected exactly one command");
   absl::StatusOr<attn::ClientSecurity> security = SecurityFromFlags();
   if (!security.ok()) return Usage(std::string(security.status().message()));
-  const attn::AttentionClient client(absl::GetFlag(FLAGS_address), 256 << 20,
-                                     absl::Milliseconds(absl::GetFlag(FLAGS_timeout_s) * 1000),
-                                     *security);
+  if (command == "bench") return Bench(*security);
+  const std::unique_ptr<attn::AttentionClient> client_of_flags = NewClient(*security);
+  const attn::AttentionClient& client = *client_of_flags;
   if (command == "info") return Info(client);
   if (command == "health") return Health(client);
   if (command == "demo") {
@@ -453,6 +477,5 @@ int main(int argc, char** argv) {
   if (command == "mha") return MultiHead(client);
   if (command == "heatmap") return Heatmap(client);
   if (command == "weights") return Weights(client, args);
-  if (command == "bench") return Bench(client);
   return Usage(absl::StrCat("unknown command \"", command, "\""));
 }

@@ -3,7 +3,7 @@ satisfy; a mixin for unittest.TestCase. Consistency only, no timing thresholds."
 import json
 
 SMALL_LOAD = ["--shape=1,4,32,32,16", "--duration=1s", "--warmup=0.2s", "--concurrency=2"]
-KEYS = ["target", "request", "concurrency", "warmup_s", "duration_s", "requests",
+KEYS = ["target", "request", "concurrency", "connections", "warmup_s", "duration_s", "requests",
         "requests_per_s", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors"]
 
 

@@ -2,6 +2,7 @@
 --verify, weights list/put/delete, bench)."""
 import json
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -119,6 +120,7 @@ class CliTest(unittest.TestCase, ReportChecks):
         result = self.client("bench", *SMALL_LOAD, "--causal=upper_left", "--json")
         report = self.assert_clean_report(result)
         self.assertEqual(report["target"], self.server.address)
+        self.assertEqual(report["connections"], 2)  # one per concurrent call by default
         self.assertIn("B=1 H=4 Hkv=4 Sq=32 Sk=32 D=16", report["request"])
         self.assertIn("CAUSAL_UPPER_LEFT", report["request"])
 
@@ -127,6 +129,19 @@ class CliTest(unittest.TestCase, ReportChecks):
         self.assertEqual(result.returncode, 0, result.stderr)
         for words in ("requests/s", "p50", "p99", "max", "errors      none", "concurrency 2"):
             self.assertIn(words, result.stdout)
+
+    def test_bench_spreads_its_calls_over_the_connections(self):
+        # The server logs each request's peer address: one per connection.
+        for connections in (1, 3):
+            with self.subTest(connections=connections):
+                log_before = len(self.server.log())
+                result = self.client("bench", "--shape=1,2,8,8,8", "--duration=0.5s",
+                                     "--warmup=0s", "--concurrency=3",
+                                     f"--connections={connections}", "--json")
+                report = self.assert_clean_report(result, concurrency=3)
+                self.assertEqual(report["connections"], connections)
+                peers = set(re.findall(r"peer=(\S+)", self.server.log()[log_before:]))
+                self.assertEqual(len(peers), connections, peers)
 
     def test_bench_counts_errors_by_code(self):
         # H = 6 is not a multiple of Hkv = 4: every call is refused.
@@ -140,7 +155,8 @@ class CliTest(unittest.TestCase, ReportChecks):
 
     def test_bench_bad_flags_exit_2(self):
         for flag in ("--concurrency=0", "--concurrency=x", "--duration=0s", "--duration=10",
-                     "--warmup=-1s", "--maps=all", "--shape=1,2,3"):
+                     "--warmup=-1s", "--maps=all", "--shape=1,2,3", "--connections=5",
+                     "--connections=-1"):
             with self.subTest(flag=flag):
                 result = self.client("bench", flag)
                 self.assertEqual(result.returncode, 2, result.stderr)

@@ -17,6 +17,7 @@ class EngineLoadTest(unittest.TestCase, ReportChecks):
     def test_json_report(self):
         report = self.assert_clean_report(self.engine_load(*SMALL_LOAD, "--json"))
         self.assertEqual(report["target"], "in-process")
+        self.assertEqual(report["connections"], 0)
         self.assertIn("B=1 H=4 Hkv=4 Sq=32 Sk=32 D=16", report["request"])
 
     def test_bad_flags_exit_2(self):
