@@ -26,6 +26,11 @@ namespace {
 // inputs, read as they are (half the bytes of f32).
 constexpr int64_t kFewRows = 32;
 
+// The scores of one tile of keys for units of few rows take up to this many bytes (by default;
+// at least kDefaultKeyTile keys): 2048 keys for decode with 4 query heads per KV head. Chosen by
+// measurement (README, Performance).
+constexpr int64_t kFewRowsTileBytes = 32 << 10;
+
 }  // namespace
 
 AttentionEngine::AttentionEngine(Options options)
@@ -48,11 +53,16 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
     layout = Layout(in, outputs);
   }
   PreparedOperands prepared;
-  const int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
+  prepared.keys_transposed = layout.rows_per_unit > kFewRows;
+  int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
+  if (key_tile_ == 0 && !prepared.keys_transposed) {
+    // Few rows: tiles as wide as kFewRowsTileBytes of their scores allow (fewer matmul calls).
+    key_tile = std::max(key_tile, kFewRowsTileBytes / static_cast<int64_t>(sizeof(float)) /
+                                      layout.rows_per_unit / kKeyBlock * kKeyBlock);
+  }
   // Tiles start on the K^T layout's blocks.
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
-  prepared.keys_transposed = layout.rows_per_unit > kFewRows;
   // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units), or
   // with K not transposed as they are.
   AttentionInputs as_read = in;

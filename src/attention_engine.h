@@ -6,8 +6,8 @@
 // divides P by l first and writes P V straight to the output). Tiles no row may see are skipped,
 // so without maps memory is O(block rows x key tile), not O(block rows x Sk); with maps a block
 // keeps its tiles and writes the maps once at the end. K is copied transposed once per call
-// (prepared_operands.h), except for units of few query rows (decode), which read K in place and
-// stay in f32 (they are bound by memory bandwidth).
+// (prepared_operands.h), except for units of few query rows (decode), which read K in place
+// (bound by memory bandwidth, they compute in f32 unless their inputs are bf16) in wider tiles.
 // Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
 // several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
@@ -28,7 +28,7 @@ class AttentionEngine {
   struct Options {
     size_t primitive_cache_capacity = 256;
     // Keys per tile of the online-softmax path, rounded up to a multiple of 64 (kKeyBlock);
-    // 0 = kDefaultKeyTile. (A tile past a block's last visible key is cut short, so causal
+    // 0 = kDefaultKeyTile (units of few rows: wider, see attention_engine.cc). (A tile past a block's last visible key is cut short, so causal
     // blocks need no finer tiles.)
     int64_t key_tile = 0;
   };

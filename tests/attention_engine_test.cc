@@ -190,7 +190,8 @@ AttentionDims Dims(int64_t b, int64_t h, int64_t hkv, int64_t sq, int64_t sk, in
 // the 64-key block past their last visible key (Sk = 520: 128-row blocks see 128 to 520 keys).
 // KV heads whose rows make one block of at most 128 (65, 128, 40; a group's 48 and 100) are one
 // piece each, which makes its own operand copies; the others' copies are made for the whole
-// call.
+// call. Decode with a long KV takes wider key tiles by default (few rows per KV head: 2048 keys
+// for a group of 4, two tiles of Sk = 2500; 8192 for one row, one tile of Sk = 1500).
 const std::vector<AttentionDims>& Shapes() {
   static const std::vector<AttentionDims> shapes = {
       Dims(1, 1, 1, 1, 1, 1, 1),      Dims(2, 4, 4, 7, 13, 8, 8),     Dims(2, 8, 2, 100, 130, 16, 24),
@@ -198,6 +199,7 @@ const std::vector<AttentionDims>& Shapes() {
       Dims(2, 3, 3, 65, 1, 12, 12),   Dims(1, 2, 2, 129, 64, 128, 3), Dims(2, 12, 4, 16, 16, 1, 9),
       Dims(2, 2, 1, 260, 520, 16, 16), Dims(2, 3, 3, 128, 70, 20, 12),
       Dims(1, 2, 2, 40, 200, 16, 16), Dims(1, 4, 2, 50, 90, 16, 16),
+      Dims(1, 8, 2, 1, 2500, 16, 16), Dims(2, 2, 2, 1, 1500, 8, 8),
   };
   return shapes;
 }
