@@ -99,6 +99,8 @@ class GhzConfigsTest(unittest.TestCase):
                 self.assertRegex(config["host"], r"^127\.0\.0\.1:\d+$")
                 self.assertIs(config["insecure"], True)
                 self.assertGreaterEqual(config["concurrency"], 1)
+                # One connection per concurrent call, as `attn-client bench` opens by default.
+                self.assertEqual(config["connections"], config["concurrency"])
                 self.assertTrue(isinstance(config.get("total"), int) or "duration" in config)
                 self.assertEqual(("binary-file" in config) + ("data-file" in config), 1)
                 self.assertTrue(os.path.isfile(self.request_file(config)))
