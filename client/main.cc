@@ -53,7 +53,7 @@ ABSL_FLAG(std::string, token_file, "",
           "file holding a bearer token, sent as 'authorization: Bearer <token>'");
 ABSL_FLAG(std::string, service, "attention.v1.AttentionService",
           "health: the service to check (\"\" = the whole server)");
-ABSL_FLAG(int, connections, 0,
+ABSL_FLAG(std::string, connections, "0",
           "bench: connections the concurrent calls are spread over, 1 to --concurrency "
           "(0 = one per call)");
 ABSL_FLAG(bool, verify, false, "attend, mha: check the answer against the double reference");
@@ -207,9 +207,12 @@ int Bench(const attn::ClientSecurity& security) {
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
   if (!options.ok()) return Usage(std::string(options.status().message()));
-  int connections = absl::GetFlag(FLAGS_connections);
-  if (connections < 0 || connections > options->concurrency) {
-    return Usage(absl::StrCat("--connections=", connections, ": use 1 to --concurrency (",
+  // A string flag, so that a value that is no number is a usage error too (exit 2).
+  const std::string connections_flag = absl::GetFlag(FLAGS_connections);
+  int connections = 0;
+  if (!absl::SimpleAtoi(connections_flag, &connections) || connections < 0 ||
+      connections > options->concurrency) {
+    return Usage(absl::StrCat("--connections=", connections_flag, ": use 1 to --concurrency (",
                               options->concurrency, "), or 0 for one per call"));
   }
   if (connections == 0) connections = options->concurrency;

@@ -156,7 +156,7 @@ class CliTest(unittest.TestCase, ReportChecks):
     def test_bench_bad_flags_exit_2(self):
         for flag in ("--concurrency=0", "--concurrency=x", "--duration=0s", "--duration=10",
                      "--warmup=-1s", "--maps=all", "--shape=1,2,3", "--connections=5",
-                     "--connections=-1"):
+                     "--connections=-1", "--connections=x"):
             with self.subTest(flag=flag):
                 result = self.client("bench", flag)
                 self.assertEqual(result.returncode, 2, result.stderr)
