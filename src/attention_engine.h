@@ -28,8 +28,8 @@ class AttentionEngine {
   struct Options {
     size_t primitive_cache_capacity = 256;
     // Keys per tile of the online-softmax path, rounded up to a multiple of 64 (kKeyBlock);
-    // 0 = kDefaultKeyTile (units of few rows: wider, see attention_engine.cc). (A tile past a block's last visible key is cut short, so causal
-    // blocks need no finer tiles.)
+    // 0 = kDefaultKeyTile (units of few rows: wider, see attention_engine.cc). (A tile past a
+    // block's last visible key is cut short, so causal blocks need no finer tiles.)
     int64_t key_tile = 0;
   };
 

@@ -23,8 +23,8 @@ constexpr int64_t kBlockRows = 128;
 
 // Computes `out` from `in`, laid out as `layout`, reading K^T (and in bf16 Q and V) from
 // `prepared`, or made by each piece through it, or, with K not transposed, every operand in
-// place (in f32, or bf16 inputs in bf16). `stop` (when set) is asked before each piece: a non-OK answer skips the rest and
-// is returned. Otherwise errors only when oneDNN fails.
+// place (in f32, or bf16 inputs in bf16). `stop` (when set) is asked before each piece: a
+// non-OK answer skips the rest and is returned. Otherwise errors only when oneDNN fails.
 absl::Status RunPieces(const AttentionInputs& in, const AttentionOutputs& out,
                        const Layout& layout, const PreparedOperands& prepared,
                        PrimitiveCache& cache, const dnnl::engine& engine, const StopCheck& stop);

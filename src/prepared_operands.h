@@ -9,16 +9,17 @@
 // matmul reads any run of keys in place, as wide as the keys it needs (causal blocks end on the
 // diagonal). Or, for units of few query rows (decode), K is read in place (f32, or bf16 inputs
 // computed in bf16; Q and V too): the engine then computes S^T = K Q^T with a transposed copy
-// of the few Q rows instead, which spares a whole pass over K. For bf16 compute, Q and V are dense bf16 copies too, made from
-// f32 or bf16 inputs of any strides. For f32, Q and V are read in place, except a V whose rows are not dense (a
-// projection's [B,S,H*D] output seen head by head): oneDNN 2.6's brgemm reads only dense
-// matrices, a strided V as P V's weights runs gemm:jit at about half speed, and every block of
-// query rows reads all of its head's V, so V is copied dense once per call. (A strided Q is
-// copied a block of rows at a time by the pieces instead: each row is read once.) When every
-// (batch, KV head) is read by a single piece (its rows make one block: a group's heads count
-// together when they merge into one matrix), that piece makes the head's copies itself right
-// before it reads them, into buffers of its own that stay in its caches: no copy of the whole
-// call is written and read back. Plain data; not thread-safe to fill, read-only after.
+// of the few Q rows instead, which spares a whole pass over K. Otherwise, for bf16 compute, Q
+// and V are dense bf16 copies too, made from f32 or bf16 inputs of any strides. For f32, Q and
+// V are read in place, except a V whose rows are not dense (a projection's [B,S,H*D] output
+// seen head by head): oneDNN 2.6's brgemm reads only dense matrices, a strided V as P V's
+// weights runs gemm:jit at about half speed, and every block of query rows reads all of its
+// head's V, so V is copied dense once per call. (A strided Q is copied a block of rows at a
+// time by the pieces instead: each row is read once.) When every (batch, KV head) is read by a
+// single piece (its rows make one block: a group's heads count together when they merge into
+// one matrix), that piece makes the head's copies itself right before it reads them, into
+// buffers of its own that stay in its caches: no copy of the whole call is written and read
+// back. Plain data; not thread-safe to fill, read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
