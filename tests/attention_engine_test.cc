@@ -22,6 +22,7 @@
 #include "src/attention_shapes.h"
 #include "src/dtype.h"
 #include "src/reference_attention.h"
+#include "tests/numeric_error.h"
 
 namespace attn {
 namespace {
@@ -388,22 +389,6 @@ TEST(AttentionEngineStopTest, StopsBetweenPiecesWithTheCheckStatus) {
                            [] { return absl::OkStatus(); }).ok());
     ExpectClose(all.output, ReferenceAttention(problem.Inputs()).output, "output");
   }
-}
-
-// The normwise error max|got - want| / max|want| (infinite when got holds a NaN), leaving out
-// the elements where want is 0 when `skip_zeros`.
-template <typename Want>
-double NormwiseError(const std::vector<float>& got, const std::vector<Want>& want,
-                     bool skip_zeros = false) {
-  double worst = 0, largest = 1e-30;
-  for (size_t e = 0; e < want.size(); ++e) {
-    const double w = want[e], g = got[e];
-    if (std::isnan(g)) return std::numeric_limits<double>::infinity();
-    if (skip_zeros && w == 0.0) continue;
-    worst = std::max(worst, std::abs(g - w));
-    largest = std::max(largest, std::abs(w));
-  }
-  return worst / largest;
 }
 
 // bf16 compute (bf16 operands, f32 accumulation and softmax) against the double reference:

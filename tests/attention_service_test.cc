@@ -403,9 +403,9 @@ TEST_F(AttentionServiceTest, Bf16ComputeIsWithinOnePercent) {
   pb::AttendResponse response;
   ASSERT_TRUE(Attend(request, &response).ok());
   const ReferenceResult want = ReferenceFor(f32, CausalKind::kNone);
-  double largest = 0;
-  for (double w : want.output) largest = std::max(largest, std::abs(w));
-  EXPECT_LE(MaxAbsError(Floats(response.output()), want.output) / largest, 1e-2);
+  const double output_error = NormwiseError(Floats(response.output()), want.output);
+  EXPECT_LE(output_error, 1e-2);
+  EXPECT_GT(output_error, 1e-4) << "computed in f32";  // 66 rows per KV head: the bf16 path
 }
 
 // BFLOAT16 inputs computed in bf16 (read by the engine as they are) answer exactly what the same
@@ -436,14 +436,8 @@ TEST_F(AttentionServiceTest, Bf16InputsComputedInBf16MatchTheirF32Values) {
     ASSERT_TRUE(Attend(bf16, &got).ok());
     EXPECT_FALSE(got.output().data().empty());
     if (decode_sized) {
-      for (auto [g, w] : {std::pair{&got.output(), &want.output()},
-                          std::pair{&got.attention(), &want.attention()}}) {
-        const std::vector<float> want_values = Floats(*w);
-        double largest = 1e-30;
-        for (float x : want_values) largest = std::max(largest, double(std::abs(x)));
-        EXPECT_LE(MaxAbsError(Floats(*g), {want_values.begin(), want_values.end()}) / largest,
-                  1e-2);
-      }
+      EXPECT_LE(NormwiseError(Floats(got.output()), Floats(want.output())), 1e-2);
+      EXPECT_LE(NormwiseError(Floats(got.attention()), Floats(want.attention())), 1e-2);
       continue;
     }
     EXPECT_EQ(got.output().data(), want.output().data());

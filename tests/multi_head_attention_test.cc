@@ -14,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "src/reference_multi_head_attention.h"
+#include "tests/numeric_error.h"
 
 namespace attn {
 namespace {
@@ -171,15 +172,6 @@ void CheckLayer(const MultiHeadAttention& layer, const LayerCase& c, uint32_t se
   ExpectClose(scores, want.scores, "scores");
 }
 
-// max |got - want| over the finite values of `want`.
-double MaxAbsError(const std::vector<float>& got, const std::vector<double>& want) {
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (!std::isinf(want[i])) worst = std::max(worst, std::abs(double(got[i]) - want[i]));
-  }
-  return worst;
-}
-
 // The layer with bf16 compute for its attention (projections in f32): output and
 // probabilities within 1e-2 of the double reference, normwise (max error / max |value|). When
 // `rounded` (units of more than 32 query rows), the output must also show bf16's rounding:
@@ -200,11 +192,7 @@ void CheckLayerBf16(const MultiHeadAttention& layer, const LayerCase& c, uint32_
   MultiHeadOutputs out{.output = output.data(), .probabilities = probabilities.data(),
                        .average_heads = c.average_heads};
   ASSERT_TRUE(layer.Run(in, out).ok());
-  for (float x : output) ASSERT_FALSE(std::isnan(x));
-  for (float x : probabilities) ASSERT_FALSE(std::isnan(x));
-  double largest_output = 0;
-  for (double w : want.output) largest_output = std::max(largest_output, std::abs(w));
-  const double output_error = MaxAbsError(output, want.output) / largest_output;
+  const double output_error = NormwiseError(output, want.output);
   EXPECT_LE(output_error, 1e-2) << "output";
   if (rounded) {
     EXPECT_GT(output_error, 1e-4) << "output computed in f32";

@@ -48,13 +48,4 @@ std::vector<float> Floats(const attention::v1::Tensor& tensor) {
   return std::vector<float>(decoded->data, decoded->data + decoded->count);
 }
 
-double MaxAbsError(const std::vector<float>& got, const std::vector<double>& want) {
-  EXPECT_EQ(got.size(), want.size());
-  double worst = 0;
-  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
-    worst = std::max(worst, std::abs(double(got[i]) - want[i]));
-  }
-  return worst;
-}
-
 }  // namespace attn

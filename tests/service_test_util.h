@@ -1,6 +1,6 @@
 // Helpers shared by the in-process service tests: a server on a loopback port with a channel to
-// it, random f32 tensors as proto messages, decoding answers back to floats, and the worst
-// absolute error against a double reference.
+// it, random f32 tensors as proto messages and decoding answers back to floats (the error
+// measures are tests/numeric_error.h).
 #ifndef ATTNSERVE_TESTS_SERVICE_TEST_UTIL_H_
 #define ATTNSERVE_TESTS_SERVICE_TEST_UTIL_H_
 
@@ -13,6 +13,7 @@
 #include "attention/v1/attention.pb.h"
 #include "server/server_runner.h"
 #include "src/dtype.h"
+#include "tests/numeric_error.h"
 
 namespace attn {
 
@@ -35,9 +36,6 @@ attention::v1::Tensor FloatTensorOf(std::vector<int64_t> shape, const std::vecto
 
 // The elements of a float tensor (any encoding) as f32.
 std::vector<float> Floats(const attention::v1::Tensor& tensor);
-
-// max |got[i] - want[i]| (a size mismatch fails the test).
-double MaxAbsError(const std::vector<float>& got, const std::vector<double>& want);
 
 }  // namespace attn
 
