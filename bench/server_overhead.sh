@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The server-overhead ratio: the same closed loop of Attend calls through the real server
-# (build/attnserve on a free 127.0.0.1 port, `attn-client bench`) and in process
-# (build/engine-load: the server's RunAttend on an Executor built the same way, no gRPC).
-# Prints both throughputs, server/in-process, the mean latency gRPC adds per call, and the CPU
-# time per call of each (the server's counted from /proc while the load runs, without the load
-# generator's): their ratio is the throughput ratio the server would reach on cores of its own.
+# (build/attnserve on a free 127.0.0.1 port, `attn-client bench`), through the transport's
+# ceiling (build/transport-ceiling: the same answer's bytes, prepared once, for requests it
+# neither parses nor computes) and in process (build/engine-load: the server's RunAttend on an
+# Executor built the same way, no gRPC). Prints the three throughputs, server/in-process,
+# server/ceiling and ceiling/in-process (the most any server could reach over this transport),
+# the mean latency gRPC adds per call, and the CPU time per call of server and engine (the
+# server's counted from /proc while the load runs, without the load generator's): their ratio is
+# the throughput ratio the server would reach on cores of its own. Fails when a call fails.
 #   bench/server_overhead.sh [B,H,Sq,Sk,D] [concurrency] [duration]
 #   (defaults 1,12,128,128,64, 4, 10s; maps=probabilities, f32; BUILD_DIR defaults to build/)
 # Extra attnserve flags (e.g. --workers=2) may be given in ATTNSERVE_FLAGS; the environment
@@ -26,11 +29,18 @@ start_local_server ${ATTNSERVE_FLAGS:-}
 
 echo "shape $shape, maps=probabilities, f32, concurrency $concurrency, $duration (+1s warm-up)," \
   "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
-# CPU seconds (user + system) the server spends during the client's run, and engine-load's own.
-server_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$server_pid/stat"; }
+# CPU seconds (user + system) the server (then the ceiling) spends during the client's run, and
+# engine-load's own.
+server_cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$server_pid/stat"
+}
 before=$(server_cpu_s)
 "$build/attn-client" bench --address="$address" "${load_flags[@]}" >"$tmp/server.json"
 after=$(server_cpu_s)
+start_transport_ceiling --shape="$shape" --maps=probabilities
+ceiling_before=$(server_cpu_s)
+"$build/attn-client" bench --address="$address" "${load_flags[@]}" >"$tmp/ceiling.json"
+ceiling_after=$(server_cpu_s)
 "$python" -c '
 import resource, subprocess, sys
 with open(sys.argv[1], "w") as out:
@@ -39,17 +49,22 @@ usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(usage.ru_utime + usage.ru_stime)' "$tmp/in_process.json" "$build/engine-load" \
   "${load_flags[@]}" >"$tmp/in_process_cpu"
 
-"$python" - "$tmp/server.json" "$tmp/in_process.json" "$before" "$after" \
-  "$(cat "$tmp/in_process_cpu")" <<'PY'
+"$python" - "$tmp/server.json" "$tmp/ceiling.json" "$tmp/in_process.json" "$before" "$after" \
+  "$ceiling_before" "$ceiling_after" "$(cat "$tmp/in_process_cpu")" <<'PY'
 import json, sys
-server, local = (json.load(open(path)) for path in sys.argv[1:3])
-server_cpu = float(sys.argv[4]) - float(sys.argv[3])
-local_cpu = float(sys.argv[5])
-for name, r in (("server (gRPC)", server), ("in-process", local)):
+server, ceiling, local = (json.load(open(path)) for path in sys.argv[1:4])
+server_cpu = float(sys.argv[5]) - float(sys.argv[4])
+ceiling_cpu = float(sys.argv[7]) - float(sys.argv[6])
+local_cpu = float(sys.argv[8])
+runs = (("server (gRPC)", server), ("ceiling", ceiling), ("in-process", local))
+for name, r in runs:
     print(f"{name:14s} {r['requests_per_s']:9.1f} requests/s  mean {r['mean_ms']:.3f} ms  "
           f"p50 {r['p50_ms']:.3f}  p99 {r['p99_ms']:.3f}  errors {r['errors'] or 'none'}")
-ratio = server["requests_per_s"] / local["requests_per_s"] if local["requests_per_s"] else 0
-print(f"ratio server/in-process {ratio:.3f}")
+def ratio(a, b):
+    return a["requests_per_s"] / b["requests_per_s"] if b["requests_per_s"] else 0
+print(f"ratio server/in-process {ratio(server, local):.3f}")
+print(f"ratio server/ceiling    {ratio(server, ceiling):.3f}")
+print(f"ratio ceiling/in-process {ratio(ceiling, local):.3f} (the most any server reaches here)")
 print(f"added latency per call  {server['mean_ms'] - local['mean_ms']:.3f} ms (mean)")
 # CPU per call: the CPU time spans the warm-up too, so it is shared over the calls of both,
 # taken at the measured rate. The load generator's own CPU (same cores) is not counted.
@@ -57,6 +72,11 @@ def cpu_ms_per_call(cpu_s, r):
     calls = r["requests_per_s"] * (r["warmup_s"] + r["duration_s"])
     return 1000 * cpu_s / calls if calls else 0
 server_ms, local_ms = cpu_ms_per_call(server_cpu, server), cpu_ms_per_call(local_cpu, local)
-print(f"CPU per call            server {server_ms:.3f} ms, in-process {local_ms:.3f} ms; "
-      f"in-process/server {local_ms / server_ms if server_ms else 0:.3f}")
+ceiling_ms = cpu_ms_per_call(ceiling_cpu, ceiling)
+print(f"CPU per call            server {server_ms:.3f} ms, ceiling {ceiling_ms:.3f} ms, "
+      f"in-process {local_ms:.3f} ms; in-process/server "
+      f"{local_ms / server_ms if server_ms else 0:.3f}")
+failed = [name for name, r in runs if r["errors"] or not r["requests"]]
+if failed:
+    sys.exit(f"calls failed or none were made: {', '.join(failed)}")
 PY
