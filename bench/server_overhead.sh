@@ -5,9 +5,10 @@
 # neither parses nor computes) and in process (build/engine-load: the server's RunAttend on an
 # Executor built the same way, no gRPC). Prints the three throughputs, server/in-process,
 # server/ceiling and ceiling/in-process (the most any server could reach over this transport),
-# the mean latency gRPC adds per call, and the CPU time per call of server and engine (the
-# server's counted from /proc while the load runs, without the load generator's): their ratio is
-# the throughput ratio the server would reach on cores of its own. Fails when a call fails.
+# the mean latency gRPC adds per call, and the CPU time per call of server, ceiling and engine
+# (the servers' counted from /proc while the load runs, without the load generator's): engine
+# over server is the throughput ratio the server would reach on cores of its own. Fails when a
+# call fails.
 #   bench/server_overhead.sh [B,H,Sq,Sk,D] [concurrency] [duration]
 #   (defaults 1,12,128,128,64, 4, 10s; maps=probabilities, f32; BUILD_DIR defaults to build/)
 # Extra attnserve flags (e.g. --workers=2) may be given in ATTNSERVE_FLAGS; the environment

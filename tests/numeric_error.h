@@ -31,8 +31,7 @@ double MaxAbsError(const std::vector<float>& got, const std::vector<Want>& want,
   return worst;
 }
 
-// The normwise error MaxAbsError / max |want| over the finite elements of want (and its nonzero
-// ones when `skip_zeros`).
+// The normwise error: MaxAbsError (with `skip_zeros` as there) / the largest finite |want|.
 template <typename Want>
 double NormwiseError(const std::vector<float>& got, const std::vector<Want>& want,
                      bool skip_zeros = false) {
