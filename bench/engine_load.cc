@@ -51,8 +51,7 @@ int main(int argc, char** argv) {
 
   attn::KeepFreedMemoryForReuse();  // as attnserve does
   const attn::ServerOptions server;  // attnserve's defaults for the limits and the cache
-  const attn::AttendLimits limits{.max_elements = server.max_elements,
-                                  .max_message_bytes = server.max_message_bytes};
+  const attn::AttendLimits limits = server.Limits();
   const attn::AttentionEngine engine({.primitive_cache_capacity = server.primitive_cache_capacity});
   attn::Executor executor(*threads);
   const pb::AttendRequest request = attn::MakeRandomAttend(*spec).request;

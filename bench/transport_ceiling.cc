@@ -80,10 +80,8 @@ int main(int argc, char** argv) {
   const attn::ServerOptions options;  // attnserve's defaults
   const attn::AttentionEngine engine({.primitive_cache_capacity = 8});
   pb::AttendResponse answer;
-  const absl::Status computed = attn::RunAttend(
-      attn::MakeRandomAttend(*spec).request,
-      {.max_elements = options.max_elements, .max_message_bytes = options.max_message_bytes},
-      engine, &answer);
+  const absl::Status computed =
+      attn::RunAttend(attn::MakeRandomAttend(*spec).request, options.Limits(), engine, &answer);
   if (!computed.ok()) return Usage(computed.ToString());
   CeilingService service(answer.SerializeAsString());
 

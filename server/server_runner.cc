@@ -28,9 +28,7 @@ AttentionServer::AttentionServer(const ServerOptions& options)
       engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
       layer_(engine_, options.primitive_cache_capacity),
       registry_(options.max_weights_bytes),
-      service_(engine_, layer_, registry_, executor_,
-               {.max_elements = options.max_elements,
-                .max_message_bytes = options.max_message_bytes},
+      service_(engine_, layer_, registry_, executor_, options.Limits(),
                {.max_inflight = options.max_inflight > 0 ? options.max_inflight
                                                  : options.executor.workers,
                 .max_queue = options.max_queue,

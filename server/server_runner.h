@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/attention_service.h"
 #include "server/http_gateway.h"
+#include "server/request_fields.h"
 #include "server/server_credentials.h"
 #include "src/attention_engine.h"
 #include "src/executor.h"
@@ -39,6 +40,11 @@ struct ServerOptions {
   int max_concurrent_streams = 128;              // per connection
   TlsFiles tls;                                  // all empty = plaintext
   std::string auth_tokens_file;                  // bearer tokens required when set
+
+  // The per-request limits of Attend calls these options set.
+  AttendLimits Limits() const {
+    return {.max_elements = max_elements, .max_message_bytes = max_message_bytes};
+  }
 };
 
 class AttentionServer {
