@@ -6,11 +6,15 @@
 // reports peak_rss_MiB, the process's peak resident memory while it ran (its tensors, maps and
 // the engine's scratch); the long-sequence benchmarks (no maps, f32) show it stays O(S).
 //
-//   build/attn-bench [--threads=N] [--key_tile=K] [--benchmark_filter=REGEX] ...
+//   [ATTN_MAX_CPU_ISA=avx2] build/attn-bench [--threads=N] [--key_tile=K] [--cpu_tier]
+//       [--benchmark_filter=REGEX] ...
 //
 // --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM;
-// --key_tile the engine's online-softmax key tile (default: the engine's); every other flag is
-// Google Benchmark's. Benchmark names (bench/compare_torch.py parses them):
+// --key_tile the engine's online-softmax key tile (default: the engine's); --cpu_tier prints
+// the CPU tier it would run at and exits; every other flag is Google Benchmark's. The tier
+// (ATTN_MAX_CPU_ISA caps it, and oneDNN with it) is in the report's context; at tiers without
+// native bf16 there is no gemm/bf16 and bf16 compute (emulated in f32) counts against the f32
+// peak. Benchmark names (bench/compare_torch.py parses them):
 //   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
 //   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
 //   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/<f32|bf16>   (Q, K and V in a
@@ -19,7 +23,8 @@
 //   bf16in/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/bf16   (bf16 compute of bf16
 //     inputs, as the server passes a BFLOAT16 request; attn/.../bf16 converts f32 inputs)
 //   gemm/<f32|bf16>/2048, memory/read, memory/triad
-// bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 and fails on `ref:` kernels.
+// bench/check_kernels.py runs attn-bench under ONEDNN_VERBOSE=1 (at a --tier) and fails on
+// `ref:` kernels.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -38,6 +43,7 @@
 #include "dnnl.hpp"
 #include "src/attention_engine.h"
 #include "src/attention_types.h"
+#include "src/cpu_tier.h"
 #include "src/dtype.h"
 
 namespace {
@@ -346,7 +352,9 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
   const double gflops = d.batch * d.heads * VisiblePairs(d, c.causal) * 2.0 *
                         (d.head_dim + d.value_dim) * 1e-9 * calls_per_second;
   state.counters["GFLOP/s"] = gflops;
-  state.counters["peak%"] = 100 * gflops / (c.bf16 ? g_bf16_peak_gflops : g_f32_peak_gflops);
+  // bf16 compute runs on bf16 matmuls at the tiers that have them, else on f32 ones.
+  state.counters["peak%"] =
+      100 * gflops / (c.bf16 && g_bf16_peak_gflops > 0 ? g_bf16_peak_gflops : g_f32_peak_gflops);
   if (d.q_len == 1) {
     // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (2 for bf16 inputs; K and V, each read once
     // per call) * calls/s
@@ -375,9 +383,11 @@ void RegisterAll() {
   benchmark::RegisterBenchmark("gemm/f32/2048", BM_Gemm, dt::f32)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("gemm/bf16/2048", BM_Gemm, dt::bf16)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  if (attn::HasNativeBf16(attn::ActiveCpuTier())) {  // else oneDNN emulates it, or has none
+    benchmark::RegisterBenchmark("gemm/bf16/2048", BM_Gemm, dt::bf16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
   benchmark::RegisterBenchmark("memory/read", BM_MemoryRead)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
@@ -451,9 +461,20 @@ void RegisterAll() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --threads=N and --key_tile=K are ours; every other argument is left to Google Benchmark.
+  // The CPU tier (ATTN_MAX_CPU_ISA caps it, and oneDNN with it) before any primitive.
+  const absl::StatusOr<attn::CpuTier> tier = attn::InitCpuTier();
+  if (!tier.ok()) {
+    std::fprintf(stderr, "attn-bench: %s\n", tier.status().ToString().c_str());
+    return 2;
+  }
+  // --threads=N, --key_tile=K and --cpu_tier (print the tier, run nothing) are ours; every
+  // other argument is left to Google Benchmark.
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--cpu_tier") == 0) {
+      std::printf("cpu_tier: %s\n", attn::CpuTierName(*tier));
+      return 0;
+    }
     if (std::strncmp(argv[i], "--threads=", 10) == 0) {
       g_threads = std::max(1, std::atoi(argv[i] + 10));
     } else if (std::strncmp(argv[i], "--key_tile=", 11) == 0) {
@@ -472,13 +493,16 @@ int main(int argc, char** argv) {
   {
     Gemm gemm(2048, dt::f32);
     g_f32_peak_gflops = gemm.flops() * 1e-9 / BestSeconds(6, [&] { gemm.Run(); });
-    Gemm gemm_bf16(2048, dt::bf16);
-    g_bf16_peak_gflops = gemm_bf16.flops() * 1e-9 / BestSeconds(6, [&] { gemm_bf16.Run(); });
+    if (attn::HasNativeBf16(*tier)) {
+      Gemm gemm_bf16(2048, dt::bf16);
+      g_bf16_peak_gflops = gemm_bf16.flops() * 1e-9 / BestSeconds(6, [&] { gemm_bf16.Run(); });
+    }
     Streams streams;
     g_read_gbs = Streams::kBytesPerArray * 1e-9 /
                  BestSeconds(4, [&] { benchmark::DoNotOptimize(streams.Read()); });
   }
   benchmark::AddCustomContext("threads", std::to_string(g_threads));
+  benchmark::AddCustomContext("cpu_tier", attn::CpuTierName(*tier));
   benchmark::AddCustomContext("onednn", attn::AttentionEngine::OneDnnVersion() + " " +
                                             attn::AttentionEngine::OneDnnIsa());
   benchmark::AddCustomContext("f32_gemm_peak_gflops", std::to_string(g_f32_peak_gflops));

@@ -16,6 +16,7 @@
 #include "server/request_log.h"
 #include "server/status_convert.h"
 #include "server/weights_proto.h"
+#include "src/cpu_tier.h"
 
 namespace attn {
 namespace {
@@ -371,10 +372,11 @@ grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerCo
   response->set_intra_op_threads(executor_.intra_op_threads());
   response->set_max_message_bytes(limits_.max_message_bytes);
   response->set_max_elements(limits_.max_elements);
+  response->set_cpu_tier(CpuTierName(ActiveCpuTier()));
   response->add_native_compute_dtypes(pb::DATA_TYPE_FLOAT32);
-  // Attend computes in bf16 on request; natively where the CPU has AVX512_BF16 or AMX.
-  const std::string isa = AttentionEngine::OneDnnIsa();
-  if (isa.find("bf16") != std::string::npos || isa.find("amx") != std::string::npos) {
+  // Attend computes in bf16 on request: natively at the AVX512_BF16 and AMX tiers, emulated in
+  // f32 matmuls of bf16-rounded operands below them.
+  if (HasNativeBf16(ActiveCpuTier())) {
     response->add_native_compute_dtypes(pb::DATA_TYPE_BFLOAT16);
   }
   for (pb::DataType dtype : {pb::DATA_TYPE_FLOAT32, pb::DATA_TYPE_BFLOAT16, pb::DATA_TYPE_FLOAT16}) {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/request_log.h"
 #include "server/server_runner.h"
+#include "src/cpu_tier.h"
 #include "src/memory_reuse.h"
 #include "spdlog/spdlog.h"
 
@@ -87,6 +88,13 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Serves attention.v1.AttentionService over gRPC. Flags:");
   absl::ParseCommandLine(argc, argv);
   attn::KeepFreedMemoryForReuse();  // message buffers are reused, not faulted in per call
+  if (!attn::HostMeetsMinimumIsa()) {
+    return Fail("this CPU is below x86-64-v2 (SSE4.2, POPCNT), the least attnserve runs on");
+  }
+  // The CPU tier, chosen (and oneDNN capped by ATTN_MAX_CPU_ISA) before any oneDNN primitive.
+  if (absl::StatusOr<attn::CpuTier> tier = attn::InitCpuTier(); !tier.ok()) {
+    return Fail(tier.status().ToString());
+  }
 
   absl::StatusOr<attn::LogFormat> format = attn::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
   if (!format.ok()) return Fail(format.status().ToString());
@@ -142,6 +150,7 @@ int main(int argc, char** argv) {
                  attn::LogFields()
                      .Add("version", ATTNSERVE_VERSION)
                      .Add("onednn", attn::AttentionEngine::OneDnnVersion())
+                     .Add("cpu_tier", attn::CpuTierName(attn::ActiveCpuTier()))
                      .Add("isa", attn::AttentionEngine::OneDnnIsa())
                      .Add("address", options.address)
                      .Add("port", port)

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/attention_layout.h"
+#include "src/cpu_tier.h"
 #include "src/piece_runner.h"
 #include "src/prepared_operands.h"
 
@@ -35,6 +36,7 @@ constexpr int64_t kFewRowsTileBytes = 32 << 10;
 
 AttentionEngine::AttentionEngine(Options options)
     : key_tile_(options.key_tile),
+      tier_(ActiveCpuTier()),
       cache_(options.primitive_cache_capacity),
       engine_(dnnl::engine::kind::cpu, 0) {}
 
@@ -45,8 +47,13 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   // kFewRows).
   AttentionInputs in = inputs;
   Layout layout(in, outputs);
-  in.bf16_compute =
+  const CpuTier tier = tier_;
+  const bool bf16 =
       inputs.bf16_compute && (layout.rows_per_unit > kFewRows || inputs.bf16_inputs());
+  // Without native bf16 matmuls, bf16 is emulated in f32 (few-row units compute in f32: their
+  // inputs, when bf16, are exact in f32).
+  in.bf16_compute = bf16 && HasNativeBf16(tier);
+  in.bf16_in_f32 = bf16 && !in.bf16_compute && layout.rows_per_unit > kFewRows;
   WidenedInputs widened;  // bf16 inputs computed in f32
   if (in.bf16_inputs() && !in.bf16_compute) {
     in = WidenBf16Inputs(in, layout, widened);
@@ -54,6 +61,7 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   }
   PreparedOperands prepared;
   prepared.keys_transposed = layout.rows_per_unit > kFewRows;
+  prepared.key_t_blocked = tier >= CpuTier::kAvx512;
   int64_t key_tile = key_tile_ > 0 ? key_tile_ : kDefaultKeyTile;
   if (key_tile_ == 0 && !prepared.keys_transposed) {
     // Few rows: tiles as wide as kFewRowsTileBytes of their scores allow (fewer matmul calls).
@@ -65,22 +73,26 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units), or
   // with K not transposed as they are.
+  // Emulated bf16 reads V from a dense rounded copy (Q is rounded a piece's rows at a time).
   AttentionInputs as_read = in;
   if (in.bf16_compute && prepared.keys_transposed) {
     as_read.query_strides = as_read.value_strides = {};
+  } else if (in.bf16_in_f32) {
+    as_read.value_strides = {};
   }
   const Layout read_layout(as_read, outputs);
   // When each (batch, KV head) is one piece -- its unit one block of rows, and a unit per KV
   // head -- that piece makes its own copies (an f32 V that is not dense is copied once per call
-  // instead).
+  // instead). f32 with K^T not blocked copies nothing.
   prepared.copies_by_pieces =
-      prepared.keys_transposed && read_layout.rows_per_unit <= kBlockRows &&
+      prepared.keys_transposed && (prepared.key_t_blocked || in.bf16_in_f32) &&
+      read_layout.rows_per_unit <= kBlockRows &&
       (read_layout.merge_group_heads || d.group_size() == 1) &&
-      (in.bf16_compute || layout.v.row == d.value_dim);
+      (in.bf16_compute || in.bf16_in_f32 || layout.v.row == d.value_dim);
   if (absl::Status status = PrepareOperands(in, layout, prepared); !status.ok()) {
     return status;
   }
-  if (in.bf16_compute) {
+  if (in.bf16_compute || (in.bf16_in_f32 && prepared.copies_by_pieces)) {
     in = as_read;
     layout = read_layout;
   } else if (prepared.dense_value != nullptr) {

@@ -8,6 +8,8 @@
 // keeps its tiles and writes the maps once at the end. K is copied transposed once per call
 // (prepared_operands.h), except for units of few query rows (decode), which read K in place
 // (bound by memory bandwidth, they compute in f32 unless their inputs are bf16) in wider tiles.
+// At CPU tiers without native bf16 matmuls bf16 compute is emulated in f32 (AttentionInputs::
+// bf16_in_f32); below AVX-512, K^T is a view of K (prepared_operands.h).
 // Primitives come from a bounded cache keyed by shape. Thread-safe: Run may be called from
 // several threads at once; each call uses the calling thread's OpenMP thread count.
 #ifndef ATTNSERVE_SRC_ATTENTION_ENGINE_H_
@@ -19,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "src/attention_types.h"
+#include "src/cpu_tier.h"
 #include "src/primitive_cache.h"
 
 namespace attn {
@@ -48,12 +51,16 @@ class AttentionEngine {
 
   const PrimitiveCache& primitive_cache() const { return cache_; }
 
+  // The CPU tier the engine computes at (ActiveCpuTier(), fixed at construction).
+  CpuTier tier() const { return tier_; }
+
   // oneDNN's version ("2.6.3") and the ISA its kernels dispatch to on this CPU.
   static std::string OneDnnVersion();
   static std::string OneDnnIsa();
 
  private:
   const int64_t key_tile_;  // 0 = by mask (see Options)
+  const CpuTier tier_;      // chosen (and oneDNN capped) before engine_ exists
   mutable PrimitiveCache cache_;
   const dnnl::engine engine_;
 };

@@ -87,6 +87,11 @@ struct AttentionInputs {
   // Compute Q K^T and P V with bfloat16 operands (f32 accumulation, f32 scores and softmax).
   // Otherwise everything is f32.
   bool bf16_compute = false;
+  // Set by the engine instead of bf16_compute where the CPU tier has no native bf16 matmuls:
+  // the same contract in f32 matmuls -- Q (times the scale), K and V rounded to bfloat16 and
+  // kept as f32 (a product of two bf16 values is exact in f32, so the f32 matmul computes what
+  // a bf16 one with f32 accumulation does); P stays f32 (no rounding: a little more accurate).
+  bool bf16_in_f32 = false;
 
   bool bf16_inputs() const { return query_bf16 != nullptr; }
 };

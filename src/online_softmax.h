@@ -9,8 +9,9 @@
 // rescaling of acc, at the cost of p up to 256 instead of 1 (far from overflow in f32 and in
 // bfloat16). A row whose keys so far are all -inf keeps m = -inf, l = 0, acc = 0 and gets p = 0.
 // When a block's keys fit one tile its rows take a plain softmax instead (P V is then the output
-// itself). Three implementations of that contract (they may pick different references), chosen
-// by the CPU's features: AVX-512 with AVX512_BF16, AVX-512 without it, and portable scalar code.
+// itself). Four implementations of that contract (they may pick different references), chosen
+// by the CPU tier in use (cpu_tier.h): AVX-512 with AVX512_BF16, AVX-512 without it, AVX2 with
+// FMA, and portable scalar code.
 // Pure functions; thread-safe.
 #ifndef ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
 #define ATTNSERVE_SRC_ONLINE_SOFTMAX_H_
@@ -52,18 +53,19 @@ using OnlineSoftmaxWholeRowsFn = void (*)(float* scores, int64_t rows, int64_t w
 using OnlineSoftmaxFinishFn = void (*)(const OnlineSoftmaxState& state, int64_t rows,
                                        float* out, int64_t out_stride);
 
-// One implementation of the three. Divisions are products with 1 / the sum (within an ulp).
+// One implementation of the four. Divisions are products with 1 / the sum (within an ulp).
 struct OnlineSoftmaxKernels {
-  const char* name;  // "scalar", "avx512" or "avx512_bf16"
+  const char* name;  // "scalar", "avx2", "avx512" or "avx512_bf16"
   OnlineSoftmaxStepFn step;
   OnlineSoftmaxWholeRowsFn whole_rows;
   OnlineSoftmaxFinishFn finish;
 };
 
-// Every implementation this CPU runs: the portable one first, the fastest last.
+// Every implementation the tier in use (ActiveCpuTier()) runs: the portable one first, the
+// fastest last.
 std::vector<OnlineSoftmaxKernels> OnlineSoftmaxKernelsOfThisCpu();
 
-// The fastest of them.
+// The fastest of them (chosen at the first call).
 OnlineSoftmaxKernels BestOnlineSoftmaxKernels();
 
 }  // namespace attn

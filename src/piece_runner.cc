@@ -61,7 +61,10 @@ class PieceRunner {
         mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
                           out.scores == nullptr),
         softmax_(BestOnlineSoftmaxKernels()),
-        copy_query_rows_(prepared.keys_transposed && layout.q.row != in.dims.head_dim),
+        copy_query_rows_(prepared.keys_transposed &&
+                         ((prepared.key_t_blocked && layout.q.row != in.dims.head_dim) ||
+                          in.bf16_in_f32)),
+        copy_kernel_(BestCopyKernel()),
         q_row_(copy_query_rows_ ? in.dims.head_dim : layout.q.row),
         cache_(cache),
         engine_(engine),
@@ -100,6 +103,7 @@ class PieceRunner {
       own_value_.resize(d.kv_len * d.value_dim);
     } else if (prepared.copies_by_pieces) {
       own_key_t_.resize(prepared.key_t_head);
+      if (in.bf16_in_f32) own_value_f32_.resize(d.kv_len * d.value_dim);
     }
   }
 
@@ -114,12 +118,15 @@ class PieceRunner {
     // In bf16, Q and V from their copies: the call's, or the piece's own (of its head alone).
     const uint16_t* query_bf16 = nullptr;
     const uint16_t* value_bf16 = nullptr;
+    const float* value = in_.value + v_at;
     if (prepared_.copies_by_pieces) {
       prepared_.prepare_head(piece.batch * d.kv_heads + piece.kv_head,
                              {.key_t = own_key_t_.data(),
                               .key_t_bf16 = own_key_t_bf16_.data(),
                               .query = own_query_.data(),
-                              .value = own_value_.data()});
+                              .value = own_value_.data(),
+                              .dense_value = in_.bf16_in_f32 ? own_value_f32_.data() : nullptr});
+      if (in_.bf16_in_f32) value = own_value_f32_.data();
       query_bf16 = own_query_.data() + (piece.first_row - piece.kv_head * l.rows_per_unit) *
                                            d.head_dim;
       value_bf16 = own_value_.data();
@@ -136,7 +143,7 @@ class PieceRunner {
     const Operands ops = {
         .q = q,
         .k = KeysOf(piece),
-        .v = bf16 ? static_cast<const void*>(value_bf16) : in_.value + v_at,
+        .v = bf16 ? static_cast<const void*>(value_bf16) : value,
         .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
     if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
     RunTiles(piece, ops);
@@ -151,10 +158,11 @@ class PieceRunner {
     float* o;
   };
 
-  // Where the piece's KV head starts in the K^T tiles or, when not transposed, in K.
+  // Where the piece's KV head starts in the K^T tiles or, when not transposed or K^T is a view
+  // of K itself, in K.
   const void* KeysOf(const Piece& piece) const {
     const AttentionDims& d = in_.dims;
-    if (!prepared_.keys_transposed) {
+    if (!prepared_.keys_transposed || (!prepared_.key_t_blocked && !in_.bf16_in_f32)) {
       const int64_t at = piece.batch * layout_.k.batch + piece.kv_head * layout_.k.head;
       if (in_.bf16_compute) return in_.key_bf16 + at;
       return in_.key + at;
@@ -166,9 +174,14 @@ class PieceRunner {
     return prepared_.key_t.get() + at;
   }
 
-  // query_rows_ = the piece's m query rows from `q` (row stride the layout's), dense; returns it.
+  // query_rows_ = the piece's m query rows from `q` (row stride the layout's), dense (for
+  // bf16_in_f32 times the scale, rounded to bf16); returns it.
   const float* CopyQueryRows(const float* q, int64_t m) {
     const int64_t dim = in_.dims.head_dim;
+    if (in_.bf16_in_f32) {
+      RoundRowsToBf16(q, m, dim, layout_.q.row, in_.scale, query_rows_.data(), dim, copy_kernel_);
+      return query_rows_.data();
+    }
     for (int64_t r = 0; r < m; ++r) {
       std::copy_n(q + r * layout_.q.row, dim, query_rows_.begin() + r * dim);
     }
@@ -349,7 +362,8 @@ class PieceRunner {
   }
 
   // scores[m x keys] = scale * Q K^T (+ tile_ when masked) for keys [first_key, first_key + keys),
-  // read in place from the K^T layout (first_key a multiple of kKeyBlock).
+  // read in place from the K^T layout (first_key a multiple of kKeyBlock), or from K's rows
+  // seen as K^T when K^T is not blocked.
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
     if (!prepared_.keys_transposed) {
@@ -358,19 +372,27 @@ class PieceRunner {
     }
     const AttentionDims& d = in_.dims;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
+    // Without a blocked K^T, K's rows (of the input, or of a dense rounded copy) as K^T.
+    const bool blocked = prepared_.key_t_blocked;
+    const int64_t k_row = in_.bf16_in_f32 ? d.head_dim : layout_.k.row;
     const void* k_t = static_cast<const char*>(ops.k) +
-                      OperandBytes(first_key / kKeyBlock * prepared_.key_t_block);
-    // In bf16 the scale is already in the Q copy (PreparedOperands::query).
-    const float scale = in_.bf16_compute ? 1.0f : in_.scale;
+                      OperandBytes(blocked ? first_key / kKeyBlock * prepared_.key_t_block
+                                           : first_key * k_row);
+    // In bf16 the scale is already in the Q copy (PreparedOperands::query; emulated: the
+    // piece's rounded rows).
+    const float scale = in_.bf16_compute || in_.bf16_in_f32 ? 1.0f : in_.scale;
     BoundPrimitive& qk = Bound(Op::kQk, m, keys, masked, 0, [&] {
       const memory::desc q_md({m, d.head_dim}, operand_type, memory::dims{q_row_, 1});
-      const memory::desc kt_md({d.head_dim, keys}, operand_type,
-                               KeyTransposedTag(in_.bf16_compute));
+      const memory::desc kt_md =
+          blocked ? memory::desc({d.head_dim, keys}, operand_type,
+                                 KeyTransposedTag(in_.bf16_compute))
+                  : memory::desc({d.head_dim, keys}, operand_type, memory::dims{1, k_row});
       const memory::desc s_md = RowMajor(m, keys);
       auto primitive = cache_.GetOrCreate(
           // The scale is part of the primitive (brgemm takes constant output scales; runtime
           // ones send it to gemm:jit): keyed by its exact bits.
           absl::StrCat("qk:", m, "x", d.head_dim, "x", keys, ":ld", q_row_,
+                       blocked ? "" : absl::StrCat(":kt", k_row),
                        ":scale", std::bit_cast<uint32_t>(scale), masked ? ":mask" : "",
                        in_.bf16_compute ? ":bf16" : "", threads_key_),
           [&] {
@@ -503,8 +525,10 @@ class PieceRunner {
   // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
   const bool mask_by_row_keys_;
   const OnlineSoftmaxKernels softmax_;
-  // Q's rows are strided and read by the Q K^T matmul: a piece's rows are copied dense first.
+  // Q's rows are strided and read by the Q K^T matmul from a blocked K^T, or are rounded to
+  // bf16 (bf16_in_f32): a piece's rows are copied dense first.
   const bool copy_query_rows_;
+  const CopyKernel copy_kernel_;
   const int64_t q_row_;  // the row stride of the Q rows the Q K^T matmul reads
   PrimitiveCache& cache_;
   const dnnl::engine& engine_;
@@ -522,6 +546,7 @@ class PieceRunner {
   std::vector<float> query_rows_;                // copy_query_rows_: the piece's Q rows
   // With copies by pieces, the piece's own: K^T, and in bf16 its Q and V rows.
   std::vector<float> own_key_t_;
+  std::vector<float> own_value_f32_;  // bf16_in_f32: V rounded
   std::vector<uint16_t> own_key_t_bf16_, own_query_, own_value_;
   std::vector<uint8_t> scratchpad_;
   absl::flat_hash_map<std::tuple<int, int64_t, int64_t, bool, int64_t>,

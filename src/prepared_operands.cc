@@ -33,11 +33,12 @@ void PrepareHeadInBf16(const T* query, const T* key, const T* value, const Atten
   }
 }
 
-// Makes (batch, KV head) `head`'s (b * Hkv + g) copies: its K^T and, for bf16 compute, its V
-// and its group's G query heads (times the scale) in dense bf16; for f32, its V in dense f32
-// when `to` has room for it.
+// Makes (batch, KV head) `head`'s (b * Hkv + g) copies: its K^T (blocked, or for bf16 emulated
+// in f32 without a blocked K^T its rows, dense) and, for bf16 compute, its V and its group's G
+// query heads (times the scale) in dense bf16; for f32, its V in dense f32 when `to` has room
+// for it. For bf16_in_f32 the K and V copies are rounded to bf16.
 void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposedLayout& key_t,
-                 int64_t head, CopyKernel kernel, const HeadCopies& to) {
+                 bool key_t_blocked, int64_t head, CopyKernel kernel, const HeadCopies& to) {
   if (in.bf16_compute && in.bf16_inputs()) {
     PrepareHeadInBf16(in.query_bf16, in.key_bf16, in.value_bf16, in, l, key_t, head, kernel, to);
     return;
@@ -48,10 +49,19 @@ void PrepareHead(const AttentionInputs& in, const Layout& l, const KeyTransposed
   }
   const AttentionDims& d = in.dims;
   const int64_t b = head / d.kv_heads, g = head % d.kv_heads;
-  TransposeKeys(in.key + b * l.k.batch + g * l.k.head, d.kv_len, d.head_dim, l.k.row, key_t,
-                to.key_t, kernel);
+  const float* key = in.key + b * l.k.batch + g * l.k.head;
+  if (key_t_blocked) {
+    TransposeKeys(key, d.kv_len, d.head_dim, l.k.row, key_t, to.key_t, kernel, in.bf16_in_f32);
+  } else {
+    RoundRowsToBf16(key, d.kv_len, d.head_dim, l.k.row, 1.0f, to.key_t, d.head_dim, kernel);
+  }
   if (to.dense_value == nullptr) return;
   const float* value = in.value + b * l.v.batch + g * l.v.head;
+  if (in.bf16_in_f32) {
+    RoundRowsToBf16(value, d.kv_len, d.value_dim, l.v.row, 1.0f, to.dense_value, d.value_dim,
+                    kernel);
+    return;
+  }
   for (int64_t k = 0; k < d.kv_len; ++k) {
     std::memcpy(to.dense_value + k * d.value_dim, value + k * l.v.row,
                 d.value_dim * sizeof(float));
@@ -101,24 +111,32 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared) {
   const AttentionDims& d = in.dims;
   if (!prepared.keys_transposed) return absl::OkStatus();  // K, Q and V read in place
+  // Without a blocked K^T, f32 reads K, Q and V in place too (gemm:jit takes any strides).
+  const bool blocked = prepared.key_t_blocked;
+  if (!blocked && !in.bf16_in_f32) return absl::OkStatus();
   const int64_t heads = d.batch * d.kv_heads;
   KeyTransposedLayout key_t;
-  try {
-    // One head's K^T as oneDNN lays it out (the matmuls read it through the same desc).
-    const memory::desc head_t({d.head_dim, d.kv_len}, in.bf16_compute ? dt::bf16 : dt::f32,
-                              KeyTransposedTag(in.bf16_compute));
-    key_t = KeyTransposedLayoutOf(head_t);
-    const int64_t element_bytes = in.bf16_compute ? sizeof(uint16_t) : sizeof(float);
-    prepared.key_t_head = static_cast<int64_t>(head_t.get_size()) / element_bytes;
-    prepared.key_t_block = key_t.key_block_stride;
-  } catch (const dnnl::error& e) {
-    return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+  if (blocked) {
+    try {
+      // One head's K^T as oneDNN lays it out (the matmuls read it through the same desc).
+      const memory::desc head_t({d.head_dim, d.kv_len}, in.bf16_compute ? dt::bf16 : dt::f32,
+                                KeyTransposedTag(in.bf16_compute));
+      key_t = KeyTransposedLayoutOf(head_t);
+      const int64_t element_bytes = in.bf16_compute ? sizeof(uint16_t) : sizeof(float);
+      prepared.key_t_head = static_cast<int64_t>(head_t.get_size()) / element_bytes;
+      prepared.key_t_block = key_t.key_block_stride;
+    } catch (const dnnl::error& e) {
+      return absl::InternalError(absl::StrCat("oneDNN: ", e.what()));
+    }
+  } else {
+    prepared.key_t_head = d.kv_len * d.head_dim;  // K's rows, rounded
   }
   const CopyKernel kernel = BestCopyKernel();
   if (prepared.copies_by_pieces) {
     // The inputs and layout as they are now: the engine changes its own afterwards.
-    prepared.prepare_head = [in, layout, key_t, kernel](int64_t head, const HeadCopies& to) {
-      PrepareHead(in, layout, key_t, head, kernel, to);
+    prepared.prepare_head = [in, layout, key_t, blocked, kernel](int64_t head,
+                                                                 const HeadCopies& to) {
+      PrepareHead(in, layout, key_t, blocked, head, kernel, to);
     };
     return absl::OkStatus();
   }
@@ -130,7 +148,7 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
   } else {
     prepared.key_t.reset(new float[heads * prepared.key_t_head]);
     // A head's V as a matrix is dense when its rows are; how heads lie apart does not matter.
-    if (layout.v.row != d.value_dim) {
+    if (layout.v.row != d.value_dim || in.bf16_in_f32) {
       prepared.dense_value.reset(new float[heads * d.kv_len * d.value_dim]);
     }
   }
@@ -148,7 +166,7 @@ absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
         to.dense_value = prepared.dense_value.get() + head * d.kv_len * d.value_dim;
       }
     }
-    PrepareHead(in, layout, key_t, head, kernel, to);
+    PrepareHead(in, layout, key_t, blocked, head, kernel, to);
   }
   return absl::OkStatus();
 }

@@ -19,7 +19,14 @@
 // single piece (its rows make one block: a group's heads count together when they merge into
 // one matrix), that piece makes the head's copies itself right before it reads them, into
 // buffers of its own that stay in its caches: no copy of the whole call is written and read
-// back. Plain data; not thread-safe to fill, read-only after.
+// back.
+//
+// Below the AVX-512 tiers oneDNN 2.6 has no brgemm matmul, and its gemm:jit reads the blocked
+// layout only through its reference kernel: there K^T is not blocked but a transposed view of
+// K's rows (a strided matrix gemm:jit takes as it is) -- of the input itself for f32 (no copy),
+// of a dense copy of each head's K rounded to bfloat16 for bf16 compute emulated in f32. For
+// that emulation (AttentionInputs::bf16_in_f32) the K^T copy rounds too, and V is always copied
+// dense and rounded. Plain data; not thread-safe to fill, read-only after.
 #ifndef ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 #define ATTNSERVE_SRC_PREPARED_OPERANDS_H_
 
@@ -45,6 +52,8 @@ KeyTransposedLayout KeyTransposedLayoutOf(const dnnl::memory::desc& head_t);
 
 // Where one (batch, KV head)'s copies go: its K^T (f32 or bf16) and, for bf16 compute, its V and
 // its group's G query heads, each dense; for f32, its V made dense when dense_value is set.
+// For bf16_in_f32, key_t and dense_value hold values rounded to bf16; without a blocked K^T,
+// key_t holds K's rows [Sk, D], dense.
 struct HeadCopies {
   float* key_t = nullptr;
   uint16_t* key_t_bf16 = nullptr;
@@ -56,18 +65,21 @@ struct HeadCopies {
 struct PreparedOperands {
   int64_t tile_keys = 0;        // keys per tile: the key tile, or Sk when shorter
   bool keys_transposed = true;  // K as K^T; false: K rows as given (S^T = K Q^T)
+  // K^T in the blocked layout (AVX-512 tiers); false: a transposed view of K's rows.
+  bool key_t_blocked = true;
   // Each (batch, KV head) is read by one piece only: that piece makes its own copies just
   // before it reads them (so they are still in its caches), by prepare_head(b * Hkv + g, to),
   // and none of the arrays below is made.
   bool copies_by_pieces = false;
   std::function<void(int64_t head, const HeadCopies& to)> prepare_head;
-  int64_t key_t_head = 0;       // elements of one head's K^T (keys_transposed)
+  int64_t key_t_head = 0;       // elements of one head's K^T or K copy (keys_transposed)
   int64_t key_t_block = 0;      // elements of one block of kKeyBlock keys in it
-  std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed
+  std::unique_ptr<float[]> key_t;          // f32 compute, keys_transposed (blocked or rounded)
   std::unique_ptr<uint16_t[]> key_t_bf16;  // bf16 compute, keys_transposed
   std::unique_ptr<uint16_t[]> query;       // bf16 compute: scale * Q [B,H,Sq,D], dense
   std::unique_ptr<uint16_t[]> value;       // bf16 compute: V [B,Hkv,Sk,Dv], dense
-  std::unique_ptr<float[]> dense_value;    // f32, keys_transposed, V rows strided: V dense
+  // f32, keys_transposed: V dense, where the rows are strided and K^T blocked, or rounded
+  std::unique_ptr<float[]> dense_value;
 };
 
 // Dense f32 copies of bf16 inputs, for calls computed in f32.
@@ -81,10 +93,10 @@ struct WidenedInputs {
 AttentionInputs WidenBf16Inputs(const AttentionInputs& in, const Layout& layout,
                                 WidenedInputs& widened);
 
-// Fills `prepared` (whose tile_keys, keys_transposed and copies_by_pieces are set; tile_keys a
-// multiple of kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV head) at a time
-// (operand_copies.h), the calling thread's OpenMP threads sharing the heads -- or, with
-// copies_by_pieces, only sets prepare_head and the sizes. INTERNAL when oneDNN fails.
+// Fills `prepared` (whose tile_keys, keys_transposed, key_t_blocked and copies_by_pieces are
+// set; tile_keys a multiple of kKeyBlock or Sk) from `in`, laid out as `layout`, one (batch, KV
+// head) at a time (operand_copies.h), the calling thread's OpenMP threads sharing the heads --
+// or, with copies_by_pieces, only sets prepare_head and the sizes. INTERNAL when oneDNN fails.
 absl::Status PrepareOperands(const AttentionInputs& in, const Layout& layout,
                              PreparedOperands& prepared);
 

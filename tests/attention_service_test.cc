@@ -16,6 +16,7 @@
 #include "proto/tensor_codec.h"
 #include "server/server_runner.h"
 #include "src/attention_shapes.h"
+#include "src/cpu_tier.h"
 #include "src/reference_attention.h"
 #include "tests/service_test_util.h"
 
@@ -224,6 +225,11 @@ TEST_F(AttentionServiceTest, GetServerInfoDescribesTheServer) {
   EXPECT_EQ(info.max_elements(), 1 << 20);
   EXPECT_EQ(info.max_message_bytes(), 8 << 20);
   EXPECT_THAT(info.native_compute_dtypes(), ::testing::Contains(pb::DATA_TYPE_FLOAT32));
+  EXPECT_EQ(info.cpu_tier(), CpuTierName(ActiveCpuTier()));
+  // bf16 is listed as native only at the tiers whose matmuls run it natively.
+  EXPECT_EQ(::testing::Matches(::testing::Contains(pb::DATA_TYPE_BFLOAT16))(
+                info.native_compute_dtypes()),
+            HasNativeBf16(ActiveCpuTier()));
 }
 
 TEST_F(AttentionServiceTest, HealthServesBothNames) {

@@ -1,9 +1,10 @@
-// Tests of src/operand_copies, every kernel this CPU runs (scalar, AVX-512, AVX-512 with
-// AVX512_BF16): K^T in the blocked layout must be bit for bit what oneDNN's own reorder writes
-// for the same desc (f32 and bf16, padding included), for key counts and head dims off the
-// block sizes and strided rows; bf16 rows must be FloatToBFloat16(scale * x) exactly, for
-// ties, infinities, NaN and column counts off multiples of 16 (a denormal: zero of its sign
-// with AVX512_BF16's conversion).
+// Tests of src/operand_copies, every kernel the CPU tier in use runs (scalar, AVX2, AVX-512,
+// AVX-512 with AVX512_BF16; ctest runs the binary once per tier): K^T in the blocked layout
+// must be bit for bit what oneDNN's own reorder writes for the same desc (f32, f32 rounded to
+// bf16, and bf16, padding included), for key counts and head dims off the block sizes and
+// strided rows; bf16 rows must be FloatToBFloat16(scale * x) exactly, and rounded f32 rows its
+// f32 value, for ties, infinities, NaN and column counts off multiples of 8 and 16 (a
+// denormal: zero of its sign with AVX512_BF16's conversion).
 #include "src/operand_copies.h"
 
 #include <cmath>
@@ -15,7 +16,7 @@
 
 #include "dnnl.hpp"
 #include "gtest/gtest.h"
-#include "src/cpu_features.h"
+#include "src/cpu_tier.h"
 #include "src/dtype.h"
 #include "src/prepared_operands.h"
 
@@ -23,9 +24,11 @@ namespace attn {
 namespace {
 
 std::vector<std::pair<std::string, CopyKernel>> Kernels() {
+  const CpuTier tier = ActiveCpuTier();
   std::vector<std::pair<std::string, CopyKernel>> kernels = {{"scalar", CopyKernel::kScalar}};
-  if (CpuHasAvx512()) kernels.push_back({"avx512", CopyKernel::kAvx512});
-  if (CpuHasAvx512Bf16()) kernels.push_back({"avx512_bf16", CopyKernel::kAvx512Bf16});
+  if (tier >= CpuTier::kAvx2) kernels.push_back({"avx2", CopyKernel::kAvx2});
+  if (tier >= CpuTier::kAvx512) kernels.push_back({"avx512", CopyKernel::kAvx512});
+  if (tier >= CpuTier::kAvx512Bf16) kernels.push_back({"avx512_bf16", CopyKernel::kAvx512Bf16});
   return kernels;
 }
 
@@ -80,14 +83,40 @@ TEST(OperandCopiesTest, KeyTransposeMatchesOneDnnReorder) {
   }
 }
 
+// K^T rounded to bf16 in f32 (bf16 compute emulated in f32) is oneDNN's f32 reorder of the
+// keys' bf16 values.
+TEST(OperandCopiesTest, RoundedKeyTransposeMatchesReorderOfRoundedKeys) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (const KeysCase& c : {KeysCase{5, 3, 3}, KeysCase{65, 64, 70}, KeysCase{130, 17, 17}}) {
+    std::vector<float> key(c.keys * c.row_stride), rounded(key.size());
+    for (size_t i = 0; i < key.size(); ++i) {
+      key[i] = normal(rng);
+      rounded[i] = BFloat16ToFloat(FloatToBFloat16(key[i]));
+    }
+    ASSERT_NE(key, rounded);
+    KeyTransposedLayout layout;
+    const std::vector<uint8_t> expected = OneDnnKeyTranspose(rounded, c, false, layout);
+    for (const auto& [name, kernel] : Kernels()) {
+      SCOPED_TRACE(name + " keys=" + std::to_string(c.keys) + " dim=" + std::to_string(c.dim));
+      std::vector<uint8_t> got(expected.size(), 0xCD);
+      TransposeKeys(key.data(), c.keys, c.dim, c.row_stride, layout,
+                    reinterpret_cast<float*>(got.data()), kernel, /*round_to_bf16=*/true);
+      EXPECT_EQ(got, expected);
+    }
+  }
+}
+
 float FromBits(uint32_t bits) {
   float x;
   std::memcpy(&x, &bits, sizeof(x));
   return x;
 }
 
-TEST(OperandCopiesTest, Bf16RowsRoundToNearestEvenWithScale) {
-  std::mt19937 rng(11);
+// `rows` rows of `cols` values, rows `stride` apart: uniform in [-100, 100] with, every other
+// element from the first, the specials: ties that round down and up to even, a value just past
+// a tie, infinities, the largest float, NaN, -0 and a denormal.
+std::vector<float> RowsWithSpecials(int64_t rows, int64_t stride, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(-100.0f, 100.0f);
   const float special[] = {FromBits(0x3F808000u),  // a tie: rounds down to even
                            FromBits(0x3F818000u),  // a tie: rounds up to even
@@ -98,11 +127,17 @@ TEST(OperandCopiesTest, Bf16RowsRoundToNearestEvenWithScale) {
                            std::nanf(""),
                            -0.0f,
                            -1e-39f};  // denormal
-  for (int64_t cols : {1, 15, 16, 17, 40, 64}) {
+  std::vector<float> in(rows * stride);
+  for (float& x : in) x = uniform(rng);
+  for (size_t i = 0; i < std::size(special) && i * 2 < in.size(); ++i) in[i * 2] = special[i];
+  return in;
+}
+
+TEST(OperandCopiesTest, Bf16RowsRoundToNearestEvenWithScale) {
+  std::mt19937 rng(11);
+  for (int64_t cols : {1, 7, 9, 15, 16, 17, 40, 64}) {
     const int64_t rows = 5, in_stride = cols + 3, out_stride = cols + 2;
-    std::vector<float> in(rows * in_stride);
-    for (float& x : in) x = uniform(rng);
-    for (size_t i = 0; i < std::size(special) && i < in.size(); ++i) in[i * 2] = special[i];
+    const std::vector<float> in = RowsWithSpecials(rows, in_stride, rng);
     for (float scale : {1.0f, 0.125f}) {
       for (const auto& [name, kernel] : Kernels()) {
         SCOPED_TRACE(name + " cols=" + std::to_string(cols) + " scale=" + std::to_string(scale));
@@ -167,10 +202,49 @@ TEST(OperandCopiesTest, Bf16SourcesMatchTheirF32Values) {
   }
 }
 
-TEST(OperandCopiesTest, BestKernelFollowsTheCpu) {
-  EXPECT_EQ(BestCopyKernel(), CpuHasAvx512Bf16() ? CopyKernel::kAvx512Bf16
-                              : CpuHasAvx512()   ? CopyKernel::kAvx512
-                                                 : CopyKernel::kScalar);
+// Rows rounded to bf16 and kept in f32 are, bit for bit, the f32 value of FloatToBFloat16(scale
+// * x), denormals included (rounded, not flushed, by every kernel); columns past the rows are
+// left alone.
+TEST(OperandCopiesTest, RoundedRowsAreTheirBf16ValuesInF32) {
+  std::mt19937 rng(17);
+  for (int64_t cols : {1, 7, 8, 9, 16, 17, 40, 64}) {
+    const int64_t rows = 5, in_stride = cols + 3, out_stride = cols + 2;
+    const std::vector<float> in = RowsWithSpecials(rows, in_stride, rng);
+    for (float scale : {1.0f, 0.125f}) {
+      for (const auto& [name, kernel] : Kernels()) {
+        SCOPED_TRACE(name + " cols=" + std::to_string(cols) + " scale=" + std::to_string(scale));
+        std::vector<float> out(rows * out_stride, 42.0f);
+        RoundRowsToBf16(in.data(), rows, cols, in_stride, scale, out.data(), out_stride, kernel);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < out_stride; ++c) {
+            const float expected =
+                c >= cols ? 42.0f : BFloat16ToFloat(FloatToBFloat16(scale * in[r * in_stride + c]));
+            const float got = out[r * out_stride + c];
+            ASSERT_EQ(std::memcmp(&got, &expected, sizeof(float)), 0)
+                << "row " << r << " col " << c << ": " << got << " vs " << expected;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(OperandCopiesTest, BestKernelFollowsTheTier) {
+  switch (ActiveCpuTier()) {
+    case CpuTier::kScalar:
+      EXPECT_EQ(BestCopyKernel(), CopyKernel::kScalar);
+      break;
+    case CpuTier::kAvx2:
+      EXPECT_EQ(BestCopyKernel(), CopyKernel::kAvx2);
+      break;
+    case CpuTier::kAvx512:
+      EXPECT_EQ(BestCopyKernel(), CopyKernel::kAvx512);
+      break;
+    case CpuTier::kAvx512Bf16:
+    case CpuTier::kAmx:
+      EXPECT_EQ(BestCopyKernel(), CopyKernel::kAvx512Bf16);
+      break;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 """End-to-end: the attnserve process itself: start-up log, JSON logs, flags, SIGTERM drain."""
 import json
+import os
 import subprocess
 import unittest
 
@@ -59,6 +60,41 @@ class ServerProcessTest(unittest.TestCase):
         self.assertTrue(executions)
         self.assertTrue(any("matmul" in line for line in executions))
         self.assertFalse([k for k in kernels if k.startswith("ref")], kernels)
+
+    def test_every_cpu_tier_the_host_runs_serves_f32_and_bf16_on_jit_kernels(self):
+        # ATTN_MAX_CPU_ISA caps the engine's kernels and oneDNN's together: each tier this host
+        # can run (the uncapped server says which is its best) names itself in the start-up log,
+        # answers f32 and bf16-compute calls within the reference's bound (--verify), and runs
+        # no oneDNN `ref:` kernel. Tiers above the host's are not run (there is nothing to cap).
+        order = ["scalar", "avx2", "avx512", "avx512_bf16", "amx"]
+        with AttnServe() as uncapped:
+            info = uncapped.log()
+        best = info.split("cpu_tier=")[1].split()[0]
+        self.assertIn(best, order)
+        for tier in order[:order.index(best) + 1]:
+            with self.subTest(tier=tier):
+                server = AttnServe(env={"ATTN_MAX_CPU_ISA": tier, "ONEDNN_VERBOSE": "1"})
+                try:
+                    for args in ([], ["--compute=bf16"], ["--compute=bf16", "--dtype=bf16"],
+                                 ["--causal=lower_right", "--compute=bf16", "--maps=both"]):
+                        result = run_client(server.address, "attend", "--shape=2,4,130,70,32",
+                                            "--kv_heads=2", "--verify", *args)
+                        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                    self.assertEqual(server.stop(), 0)
+                    log = server.log()
+                finally:
+                    server.__exit__(None, None, None)
+                self.assertIn(f"cpu_tier={tier} ", log)
+                kernels = {line.split(",")[4] for line in log.splitlines()
+                           if line.startswith("onednn_verbose,exec")}
+                self.assertTrue(kernels)
+                self.assertFalse([k for k in kernels if k.startswith("ref")], kernels)
+
+    def test_an_unknown_cpu_tier_is_refused_at_start(self):
+        result = subprocess.run([SERVER, "--address=127.0.0.1:0"], capture_output=True, text=True,
+                                timeout=30, env={**os.environ, "ATTN_MAX_CPU_ISA": "avx9"})
+        self.assertEqual(result.returncode, 2)
+        self.assertIn('ATTN_MAX_CPU_ISA: unknown CPU tier "avx9"', result.stdout + result.stderr)
 
     def test_bad_flags_are_refused(self):
         for flag in ("--log_format=xml", "--workers=-1", "--log_level=loud"):
