@@ -12,9 +12,10 @@
 // --threads (default 2) is the OpenMP thread count of the engine and of the reference GEMM;
 // --key_tile the engine's online-softmax key tile (default: the engine's); --cpu_tier prints
 // the CPU tier it would run at and exits; every other flag is Google Benchmark's. The tier
-// (ATTN_MAX_CPU_ISA caps it, and oneDNN with it) is in the report's context; at tiers without
-// native bf16 there is no gemm/bf16 and bf16 compute (emulated in f32) counts against the f32
-// peak. Benchmark names (bench/compare_torch.py parses them):
+// (ATTN_MAX_CPU_ISA caps it, and oneDNN with it) and the bf16 matmuls (native or emulated:
+// src/engine/bf16_matmuls.h; ATTN_BF16_MATMUL forces one) are in the report's context; at tiers
+// without bf16 matmuls there is no gemm/bf16, and bf16 compute emulated in f32 counts against
+// the f32 peak. attn-bench keeps freed memory for reuse, as attnserve does. Benchmark names (bench/compare_torch.py parses them):
 //   attn/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<none|upper_left|lower_right>/maps=<0|1>/<f32|bf16>
 //   long/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=<...>/maps=0/f32   (S = 16384 and 65536)
 //   packed/<B>x<H>x<Sq>x<Sk>x<D>/kv<Hkv>/causal=none/maps=<0|1>/<f32|bf16>   (Q, K and V in a
@@ -41,10 +42,12 @@
 #include <vector>
 
 #include "dnnl.hpp"
-#include "src/attention_engine.h"
-#include "src/attention_types.h"
-#include "src/cpu_tier.h"
-#include "src/dtype.h"
+#include "src/engine/attention_engine.h"
+#include "src/engine/attention_types.h"
+#include "src/engine/bf16_matmuls.h"
+#include "src/runtime/cpu_tier.h"
+#include "src/runtime/dtype.h"
+#include "src/runtime/memory_reuse.h"
 
 namespace {
 
@@ -352,9 +355,10 @@ void BM_Attention(benchmark::State& state, const AttnCase& c) {
   const double gflops = d.batch * d.heads * VisiblePairs(d, c.causal) * 2.0 *
                         (d.head_dim + d.value_dim) * 1e-9 * calls_per_second;
   state.counters["GFLOP/s"] = gflops;
-  // bf16 compute runs on bf16 matmuls at the tiers that have them, else on f32 ones.
+  // bf16 compute runs on bf16 matmuls where they are chosen, else on f32 ones.
+  const bool bf16_matmuls = c.bf16 && attn::ActiveBf16Matmuls() == attn::Bf16Matmuls::kNative;
   state.counters["peak%"] =
-      100 * gflops / (c.bf16 && g_bf16_peak_gflops > 0 ? g_bf16_peak_gflops : g_f32_peak_gflops);
+      100 * gflops / (bf16_matmuls ? g_bf16_peak_gflops : g_f32_peak_gflops);
   if (d.q_len == 1) {
     // KV_GB/s = B * Hkv * Sk * (D + Dv) * 4 bytes (2 for bf16 inputs; K and V, each read once
     // per call) * calls/s
@@ -484,6 +488,12 @@ int main(int argc, char** argv) {
     }
   }
   argc = kept;
+  const absl::StatusOr<attn::Bf16Matmuls> bf16 = attn::InitBf16Matmuls();
+  if (!bf16.ok()) {
+    std::fprintf(stderr, "attn-bench: %s\n", bf16.status().ToString().c_str());
+    return 2;
+  }
+  attn::KeepFreedMemoryForReuse();  // as attnserve does: per-call copies are not faulted in
   omp_set_num_threads(g_threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
@@ -503,6 +513,7 @@ int main(int argc, char** argv) {
   }
   benchmark::AddCustomContext("threads", std::to_string(g_threads));
   benchmark::AddCustomContext("cpu_tier", attn::CpuTierName(*tier));
+  benchmark::AddCustomContext("bf16_matmuls", attn::Bf16MatmulsName(*bf16));
   benchmark::AddCustomContext("onednn", attn::AttentionEngine::OneDnnVersion() + " " +
                                             attn::AttentionEngine::OneDnnIsa());
   benchmark::AddCustomContext("f32_gemm_peak_gflops", std::to_string(g_f32_peak_gflops));

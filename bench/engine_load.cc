@@ -15,9 +15,9 @@
 #include "client/load_flags.h"
 #include "server/attend_call.h"
 #include "server/server_runner.h"
-#include "src/attention_engine.h"
-#include "src/executor.h"
-#include "src/memory_reuse.h"
+#include "src/engine/attention_engine.h"
+#include "src/runtime/executor.h"
+#include "src/runtime/memory_reuse.h"
 
 ABSL_FLAG(int, intra_op_threads, 0,
           "the most OpenMP threads per request, as attnserve --intra_op_threads (0 = the cores)");

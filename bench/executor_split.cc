@@ -18,8 +18,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "src/attention_engine.h"
-#include "src/executor.h"
+#include "src/engine/attention_engine.h"
+#include "src/runtime/executor.h"
 
 ABSL_FLAG(int, requests, 0, "requests per (shape, split); 0 = enough for ~2 s per shape");
 ABSL_FLAG(int, concurrency, 4, "requests kept outstanding (clients waiting)");

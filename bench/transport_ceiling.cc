@@ -22,7 +22,7 @@
 #include "client/random_request.h"
 #include "server/attend_call.h"
 #include "server/server_runner.h"
-#include "src/attention_engine.h"
+#include "src/engine/attention_engine.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:0", "host:port to listen on; port 0 picks a free one");
 ABSL_FLAG(std::string, port_file, "",

@@ -24,8 +24,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -42,7 +42,7 @@
 #include "google/protobuf/util/delimited_message_util.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/tensor_codec.h"
-#include "src/memory_reuse.h"
+#include "src/runtime/memory_reuse.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server host:port");
 ABSL_FLAG(double, timeout_s, 60, "deadline of each call, seconds");

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "proto/tensor_codec.h"
-#include "src/reference_multi_head_attention.h"
+#include "src/reference/reference_multi_head_attention.h"
 
 namespace attn {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "attention/v1/attention.pb.h"
-#include "src/multi_head_weights.h"
+#include "src/layer/multi_head_weights.h"
 
 namespace attn {
 

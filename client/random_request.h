@@ -10,8 +10,8 @@
 
 #include "absl/status/statusor.h"
 #include "attention/v1/attention.pb.h"
-#include "src/attention_types.h"
-#include "src/dtype.h"
+#include "src/engine/attention_types.h"
+#include "src/runtime/dtype.h"
 
 namespace attn {
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/tensor_codec.h"
-#include "src/reference_attention.h"
+#include "src/reference/reference_attention.h"
 
 namespace attn {
 namespace {

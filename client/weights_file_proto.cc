@@ -2,8 +2,8 @@
 #include "client/weights_file_proto.h"
 
 #include "proto/tensor_codec.h"
-#include "src/safetensors.h"
-#include "src/weights_file.h"
+#include "src/weights/safetensors.h"
+#include "src/weights/weights_file.h"
 
 namespace attn {
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "proto/uninitialized_resize.h"
-#include "src/attention_shapes.h"
+#include "src/engine/attention_shapes.h"
 
 namespace attn {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "attention/v1/attention.pb.h"
-#include "src/dtype.h"
+#include "src/runtime/dtype.h"
 
 namespace attn {
 

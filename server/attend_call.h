@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "attention/v1/attention.pb.h"
 #include "server/request_fields.h"
-#include "src/attention_engine.h"
+#include "src/engine/attention_engine.h"
 
 namespace attn {
 

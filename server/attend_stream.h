@@ -18,7 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "attention/v1/attention.pb.h"
 #include "server/call_gate.h"
-#include "src/executor.h"
+#include "src/runtime/executor.h"
 
 namespace attn {
 

@@ -16,7 +16,8 @@
 #include "server/request_log.h"
 #include "server/status_convert.h"
 #include "server/weights_proto.h"
-#include "src/cpu_tier.h"
+#include "src/engine/bf16_matmuls.h"
+#include "src/runtime/cpu_tier.h"
 
 namespace attn {
 namespace {
@@ -374,9 +375,9 @@ grpc::ServerUnaryReactor* AttentionService::GetServerInfo(grpc::CallbackServerCo
   response->set_max_elements(limits_.max_elements);
   response->set_cpu_tier(CpuTierName(ActiveCpuTier()));
   response->add_native_compute_dtypes(pb::DATA_TYPE_FLOAT32);
-  // Attend computes in bf16 on request: natively at the AVX512_BF16 and AMX tiers, emulated in
-  // f32 matmuls of bf16-rounded operands below them.
-  if (HasNativeBf16(ActiveCpuTier())) {
+  // Attend computes in bf16 on request: natively where bf16 matmuls are chosen (bf16_matmuls.h),
+  // else emulated in f32 matmuls of bf16-rounded operands.
+  if (ActiveBf16Matmuls() == Bf16Matmuls::kNative) {
     response->add_native_compute_dtypes(pb::DATA_TYPE_BFLOAT16);
   }
   for (pb::DataType dtype : {pb::DATA_TYPE_FLOAT32, pb::DATA_TYPE_BFLOAT16, pb::DATA_TYPE_FLOAT16}) {

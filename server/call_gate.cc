@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "src/deadline_wait.h"
+#include "src/runtime/deadline_wait.h"
 
 namespace attn {
 

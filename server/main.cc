@@ -13,9 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/request_log.h"
 #include "server/server_runner.h"
-#include "src/cpu_tier.h"
-#include "src/memory_reuse.h"
 #include "spdlog/spdlog.h"
+#include "src/engine/bf16_matmuls.h"
+#include "src/runtime/cpu_tier.h"
+#include "src/runtime/memory_reuse.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0:50051", "host:port to listen on; port 0 picks a free one");
 ABSL_FLAG(std::string, port_file, "", "if set, the bound port is written to this file once serving");
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
   if (absl::StatusOr<attn::CpuTier> tier = attn::InitCpuTier(); !tier.ok()) {
     return Fail(tier.status().ToString());
   }
+  if (absl::StatusOr<attn::Bf16Matmuls> bf16 = attn::InitBf16Matmuls(); !bf16.ok()) {
+    return Fail(bf16.status().ToString());
+  }
 
   absl::StatusOr<attn::LogFormat> format = attn::ParseLogFormat(absl::GetFlag(FLAGS_log_format));
   if (!format.ok()) return Fail(format.status().ToString());
@@ -151,6 +155,7 @@ int main(int argc, char** argv) {
                      .Add("version", ATTNSERVE_VERSION)
                      .Add("onednn", attn::AttentionEngine::OneDnnVersion())
                      .Add("cpu_tier", attn::CpuTierName(attn::ActiveCpuTier()))
+                     .Add("bf16_matmuls", attn::Bf16MatmulsName(attn::ActiveBf16Matmuls()))
                      .Add("isa", attn::AttentionEngine::OneDnnIsa())
                      .Add("address", options.address)
                      .Add("port", port)

@@ -2,7 +2,7 @@
 #include "server/memory_budget.h"
 
 #include "absl/strings/str_cat.h"
-#include "src/deadline_wait.h"
+#include "src/runtime/deadline_wait.h"
 
 namespace attn {
 

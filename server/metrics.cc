@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "src/memory_reuse.h"
+#include "src/runtime/memory_reuse.h"
 
 namespace attn {
 namespace {

@@ -8,7 +8,7 @@
 #include "proto/tensor_codec.h"
 #include "server/response_writer.h"
 #include "server/weights_proto.h"
-#include "src/attention_shapes.h"
+#include "src/engine/attention_shapes.h"
 
 namespace attn {
 namespace {

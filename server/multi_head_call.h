@@ -10,8 +10,8 @@
 #include "absl/status/status.h"
 #include "attention/v1/attention.pb.h"
 #include "server/request_fields.h"
-#include "src/multi_head_attention.h"
-#include "src/weight_registry.h"
+#include "src/layer/multi_head_attention.h"
+#include "src/weights/weight_registry.h"
 
 namespace attn {
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "src/attention_shapes.h"
+#include "src/engine/attention_shapes.h"
 
 namespace attn {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "attention/v1/attention.pb.h"
 #include "server/request_fields.h"
-#include "src/dtype.h"
+#include "src/runtime/dtype.h"
 
 namespace attn {
 

@@ -16,10 +16,10 @@
 #include "server/http_gateway.h"
 #include "server/request_fields.h"
 #include "server/server_credentials.h"
-#include "src/attention_engine.h"
-#include "src/executor.h"
-#include "src/multi_head_attention.h"
-#include "src/weight_registry.h"
+#include "src/engine/attention_engine.h"
+#include "src/layer/multi_head_attention.h"
+#include "src/runtime/executor.h"
+#include "src/weights/weight_registry.h"
 
 namespace attn {
 

@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/request_log.h"
-#include "src/weights_file.h"
+#include "src/weights/weights_file.h"
 
 namespace attn {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "src/weight_registry.h"
+#include "src/weights/weight_registry.h"
 
 namespace attn {
 

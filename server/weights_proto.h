@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "attention/v1/attention.pb.h"
-#include "src/multi_head_weights.h"
+#include "src/layer/multi_head_weights.h"
 
 namespace attn {
 

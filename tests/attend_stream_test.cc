@@ -13,7 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server_runner.h"
-#include "src/reference_attention.h"
+#include "src/reference/reference_attention.h"
 #include "tests/service_test_util.h"
 
 namespace attn {

@@ -4,7 +4,7 @@
 // near 1e4 are only representable to ~1e-3 in f32); f32 accumulation over D <= 128 terms is
 // far below that. Scores must be -inf exactly where the reference forbids, and nothing may be
 // NaN.
-#include "src/attention_engine.h"
+#include "src/engine/attention_engine.h"
 
 #include <omp.h>
 
@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "src/attention_shapes.h"
-#include "src/cpu_tier.h"
-#include "src/dtype.h"
-#include "src/reference_attention.h"
+#include "src/engine/attention_shapes.h"
+#include "src/reference/reference_attention.h"
+#include "src/runtime/cpu_tier.h"
+#include "src/runtime/dtype.h"
 #include "tests/numeric_error.h"
 
 namespace attn {
@@ -498,13 +498,14 @@ TEST_P(AttentionEngineTest, Bf16InputsMatchTheSameValuesInF32) {
   }
 }
 
-// Where the CPU tier has no native bf16 matmuls, bf16 compute is emulated in f32 and must be
-// exactly the f32 computation of the bf16-rounded operands: Q times the scale, K and V each
+// Where bf16 matmuls are not native (bf16_matmuls.h), bf16 compute is emulated in f32 and must
+// be exactly the f32 computation of the bf16-rounded operands: Q times the scale, K and V each
 // rounded to bf16 (to nearest even), the scale then 1. Bit for bit, for every shape (units of
 // at most 32 rows compute in f32 and are compared with the unrounded f32 call), masks and maps.
 TEST_P(AttentionEngineTest, EmulatedBf16IsF32OfRoundedOperands) {
-  if (HasNativeBf16(engine_.tier())) {
-    GTEST_SKIP() << "CPU tier " << CpuTierName(engine_.tier()) << " has native bf16 matmuls";
+  if (engine_.bf16_matmuls() == Bf16Matmuls::kNative) {
+    GTEST_SKIP() << "bf16 matmuls are native here (CPU tier " << CpuTierName(engine_.tier())
+                 << ")";
   }
   auto rounded = [](const float* x, size_t n, float scale) {
     std::vector<float> out(n);

@@ -15,9 +15,10 @@
 #include "gtest/gtest.h"
 #include "proto/tensor_codec.h"
 #include "server/server_runner.h"
-#include "src/attention_shapes.h"
-#include "src/cpu_tier.h"
-#include "src/reference_attention.h"
+#include "src/engine/attention_shapes.h"
+#include "src/reference/reference_attention.h"
+#include "src/engine/bf16_matmuls.h"
+#include "src/runtime/cpu_tier.h"
 #include "tests/service_test_util.h"
 
 namespace attn {
@@ -226,10 +227,10 @@ TEST_F(AttentionServiceTest, GetServerInfoDescribesTheServer) {
   EXPECT_EQ(info.max_message_bytes(), 8 << 20);
   EXPECT_THAT(info.native_compute_dtypes(), ::testing::Contains(pb::DATA_TYPE_FLOAT32));
   EXPECT_EQ(info.cpu_tier(), CpuTierName(ActiveCpuTier()));
-  // bf16 is listed as native only at the tiers whose matmuls run it natively.
+  // bf16 is listed as native only where it runs on bf16 matmuls.
   EXPECT_EQ(::testing::Matches(::testing::Contains(pb::DATA_TYPE_BFLOAT16))(
                 info.native_compute_dtypes()),
-            HasNativeBf16(ActiveCpuTier()));
+            ActiveBf16Matmuls() == Bf16Matmuls::kNative);
 }
 
 TEST_F(AttentionServiceTest, HealthServesBothNames) {

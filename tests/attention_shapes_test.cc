@@ -1,6 +1,6 @@
 // Tests of src/attention_shapes: every error names the field and the numbers; good shapes give
 // the right dims and broadcast strides.
-#include "src/attention_shapes.h"
+#include "src/engine/attention_shapes.h"
 
 #include <vector>
 

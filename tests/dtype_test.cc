@@ -1,6 +1,6 @@
 // Tests of src/dtype: exact bit patterns of the bf16/f16 conversions (round to nearest even,
 // NaN, infinities, overflow, f16 subnormals) and the bulk little-endian codecs.
-#include "src/dtype.h"
+#include "src/runtime/dtype.h"
 
 #include <cmath>
 #include <cstring>

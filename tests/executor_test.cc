@@ -2,7 +2,7 @@
 // run concurrently, each worker's OpenMP thread count is the configured one, and shared threads
 // go whole to a lone task, make later tasks wait while it holds them all, and are divided
 // between tasks starting together; and the options attnserve's thread flags resolve to.
-#include "src/executor.h"
+#include "src/runtime/executor.h"
 
 #include <omp.h>
 

@@ -3,7 +3,7 @@
 // projections, GQA, Dv != D, with and without biases, W_o and Add & Norm, masks and averaged
 // maps, on 1 and 2 OpenMP threads. Tolerance: max |error| <= 1e-4 (inputs and weights N(0, 0.3),
 // so activations are of order 1).
-#include "src/multi_head_attention.h"
+#include "src/layer/multi_head_attention.h"
 
 #include <omp.h>
 
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "src/reference_multi_head_attention.h"
+#include "src/reference/reference_multi_head_attention.h"
 #include "tests/numeric_error.h"
 
 namespace attn {

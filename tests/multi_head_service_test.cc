@@ -15,7 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server_runner.h"
-#include "src/reference_multi_head_attention.h"
+#include "src/reference/reference_multi_head_attention.h"
 #include "tests/service_test_util.h"
 
 namespace attn {

@@ -1,6 +1,6 @@
 // Tests of src/multi_head_weights: every shape rule of InferMultiHeadDims with its message, and
 // that Create packs [W_q | W_k | W_v] (fused) or W_q and [W_k | W_v] (separate) faithfully.
-#include "src/multi_head_weights.h"
+#include "src/layer/multi_head_weights.h"
 
 #include <numeric>
 #include <vector>

@@ -7,7 +7,7 @@
 // max |error| <= 1e-5 for the output (values of order 1; float exp and sums over <= 300 keys);
 // after every step each p is exp(s - the row's reference) within 1e-6 relative and at most 256;
 // bf16 probabilities exactly p rounded to nearest even.
-#include "src/online_softmax.h"
+#include "src/engine/kernels/online_softmax.h"
 
 #include <algorithm>
 #include <cmath>
@@ -19,7 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "src/cpu_tier.h"
+#include "src/runtime/cpu_tier.h"
 
 namespace attn {
 namespace {

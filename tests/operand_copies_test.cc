@@ -5,7 +5,7 @@
 // strided rows; bf16 rows must be FloatToBFloat16(scale * x) exactly, and rounded f32 rows its
 // f32 value, for ties, infinities, NaN and column counts off multiples of 8 and 16 (a
 // denormal: zero of its sign with AVX512_BF16's conversion).
-#include "src/operand_copies.h"
+#include "src/engine/kernels/operand_copies.h"
 
 #include <cmath>
 #include <cstring>
@@ -16,9 +16,9 @@
 
 #include "dnnl.hpp"
 #include "gtest/gtest.h"
-#include "src/cpu_tier.h"
-#include "src/dtype.h"
-#include "src/prepared_operands.h"
+#include "src/engine/prepared_operands.h"
+#include "src/runtime/cpu_tier.h"
+#include "src/runtime/dtype.h"
 
 namespace attn {
 namespace {

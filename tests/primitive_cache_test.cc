@@ -1,5 +1,5 @@
 // Tests of src/primitive_cache: reuse, LRU eviction at capacity, and concurrent use.
-#include "src/primitive_cache.h"
+#include "src/runtime/primitive_cache.h"
 
 #include <thread>
 #include <vector>

@@ -1,5 +1,5 @@
 // Tests of src/reference_attention on cases small enough to compute by hand.
-#include "src/reference_attention.h"
+#include "src/reference/reference_attention.h"
 
 #include <cmath>
 #include <vector>

@@ -2,7 +2,7 @@
 // truncated files, bad header lengths, bad JSON, offsets outside the data, byte counts that
 // disagree with shape x dtype, unknown dtypes and tensors, and missing metadata are each refused
 // with a message saying what is wrong.
-#include "src/safetensors.h"
+#include "src/weights/safetensors.h"
 
 #include <cstring>
 #include <string>
@@ -10,7 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "src/weights_file.h"
+#include "src/weights/weights_file.h"
 
 namespace attn {
 namespace {

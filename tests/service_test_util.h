@@ -12,7 +12,7 @@
 
 #include "attention/v1/attention.pb.h"
 #include "server/server_runner.h"
-#include "src/dtype.h"
+#include "src/runtime/dtype.h"
 #include "tests/numeric_error.h"
 
 namespace attn {

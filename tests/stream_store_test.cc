@@ -1,7 +1,7 @@
 // Tests of src/stream_store: copies and fills, ordinary and streaming, store exactly the values
 // asked, and nothing outside [to, to + n), for every start alignment within a 64-byte line and
 // lengths around the 4-float vector width.
-#include "src/stream_store.h"
+#include "src/engine/kernels/stream_store.h"
 
 #include <algorithm>
 #include <limits>

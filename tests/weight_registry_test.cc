@@ -1,7 +1,7 @@
 // Tests of src/weight_registry: put/get/replace/delete, the byte cap, name rules, and that
 // concurrent puts, deletes and gets never fail except NOT_FOUND after a delete, while weights
 // fetched earlier stay valid.
-#include "src/weight_registry.h"
+#include "src/weights/weight_registry.h"
 
 #include <atomic>
 #include <thread>

@@ -206,13 +206,14 @@ class Manifests(unittest.TestCase):
         self.assertEqual(cpus_used(environment), int(compose["attnserve"]["deploy"]["resources"]["limits"]["cpus"]))
 
     def test_server_takes_the_configmap_flags_and_answers_the_probes(self):
-        """The entrypoint with the ConfigMap's environment (addresses moved to loopback)."""
+        """The entrypoint with the ConfigMap's environment (addresses moved to loopback), and
+        the CPU tier cap, which the server reads from its environment (not a flag)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATTN_")}
         with tempfile.TemporaryDirectory() as tmp:
             port_file, http_port_file = os.path.join(tmp, "port"), os.path.join(tmp, "http_port")
             env.update(self.config, ATTN_ADDRESS="127.0.0.1:0", ATTN_PORT_FILE=port_file,
                        ATTN_METRICS_ADDRESS="127.0.0.1:0", ATTN_METRICS_PORT_FILE=http_port_file,
-                       PATH=BUILD_DIR + os.pathsep + env["PATH"])
+                       ATTN_MAX_CPU_ISA="avx2", PATH=BUILD_DIR + os.pathsep + env["PATH"])
             entrypoint = os.path.join(ROOT, "deploy", "docker", "entrypoint.sh")
             with open(os.path.join(tmp, "log"), "w+") as log:
                 server = subprocess.Popen([entrypoint], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -251,6 +252,7 @@ class Manifests(unittest.TestCase):
         started = next(e for e in events if e["event"] == "started")
         self.assertEqual(started["workers"], int(self.config["ATTN_WORKERS"]))
         self.assertEqual(started["intra_op_threads"], int(self.config["ATTN_INTRA_OP_THREADS"]))
+        self.assertEqual(started["cpu_tier"], "avx2")
         self.assertEqual([e["event"] for e in events if e["event"] in ("draining", "stopped")],
                          ["draining", "stopped"])
 

@@ -65,15 +65,20 @@ class ServerProcessTest(unittest.TestCase):
         # ATTN_MAX_CPU_ISA caps the engine's kernels and oneDNN's together: each tier this host
         # can run (the uncapped server says which is its best) names itself in the start-up log,
         # answers f32 and bf16-compute calls within the reference's bound (--verify), and runs
-        # no oneDNN `ref:` kernel. Tiers above the host's are not run (there is nothing to cap).
+        # no oneDNN `ref:` kernel. Below the bf16 tiers bf16 is emulated; at them it is also run
+        # on native bf16 matmuls (ATTN_BF16_MATMUL=native), whatever the measured choice is.
+        # Tiers above the host's are not run (there is nothing to cap).
         order = ["scalar", "avx2", "avx512", "avx512_bf16", "amx"]
         with AttnServe() as uncapped:
             info = uncapped.log()
         best = info.split("cpu_tier=")[1].split()[0]
         self.assertIn(best, order)
-        for tier in order[:order.index(best) + 1]:
-            with self.subTest(tier=tier):
-                server = AttnServe(env={"ATTN_MAX_CPU_ISA": tier, "ONEDNN_VERBOSE": "1"})
+        runs = [(tier, {}) for tier in order[:order.index(best) + 1]]
+        if best in ("avx512_bf16", "amx"):
+            runs.append((best, {"ATTN_BF16_MATMUL": "native"}))
+        for tier, extra in runs:
+            with self.subTest(tier=tier, **extra):
+                server = AttnServe(env={"ATTN_MAX_CPU_ISA": tier, "ONEDNN_VERBOSE": "1", **extra})
                 try:
                     for args in ([], ["--compute=bf16"], ["--compute=bf16", "--dtype=bf16"],
                                  ["--causal=lower_right", "--compute=bf16", "--maps=both"]):
@@ -85,16 +90,28 @@ class ServerProcessTest(unittest.TestCase):
                 finally:
                     server.__exit__(None, None, None)
                 self.assertIn(f"cpu_tier={tier} ", log)
+                if extra or order.index(tier) < order.index("avx512_bf16"):
+                    matmuls = "native" if extra else "emulated"
+                    self.assertIn(f"bf16_matmuls={matmuls} ", log)
                 kernels = {line.split(",")[4] for line in log.splitlines()
                            if line.startswith("onednn_verbose,exec")}
                 self.assertTrue(kernels)
                 self.assertFalse([k for k in kernels if k.startswith("ref")], kernels)
 
-    def test_an_unknown_cpu_tier_is_refused_at_start(self):
+    def test_an_unknown_cpu_tier_or_bf16_choice_is_refused_at_start(self):
+        for name, value, message in (
+                ("ATTN_MAX_CPU_ISA", "avx9", 'ATTN_MAX_CPU_ISA: unknown CPU tier "avx9"'),
+                ("ATTN_BF16_MATMUL", "fast", 'ATTN_BF16_MATMUL: unknown value "fast"')):
+            result = subprocess.run([SERVER, "--address=127.0.0.1:0"], capture_output=True,
+                                    text=True, timeout=30, env={**os.environ, name: value})
+            self.assertEqual(result.returncode, 2, name)
+            self.assertIn(message, result.stdout + result.stderr)
         result = subprocess.run([SERVER, "--address=127.0.0.1:0"], capture_output=True, text=True,
-                                timeout=30, env={**os.environ, "ATTN_MAX_CPU_ISA": "avx9"})
+                                timeout=30, env={**os.environ, "ATTN_MAX_CPU_ISA": "avx2",
+                                                 "ATTN_BF16_MATMUL": "native"})
         self.assertEqual(result.returncode, 2)
-        self.assertIn('ATTN_MAX_CPU_ISA: unknown CPU tier "avx9"', result.stdout + result.stderr)
+        self.assertIn("ATTN_BF16_MATMUL=native: CPU tier avx2 has no bf16 matmuls",
+                      result.stdout + result.stderr)
 
     def test_bad_flags_are_refused(self):
         for flag in ("--log_format=xml", "--workers=-1", "--log_level=loud"):

@@ -14,9 +14,9 @@
 #include "server/multi_head_call.h"
 #include "server/request_fields.h"
 #include "server/weights_proto.h"
-#include "src/attention_engine.h"
-#include "src/multi_head_attention.h"
-#include "src/weight_registry.h"
+#include "src/engine/attention_engine.h"
+#include "src/layer/multi_head_attention.h"
+#include "src/weights/weight_registry.h"
 
 namespace {
 
