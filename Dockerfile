@@ -23,9 +23,9 @@ RUN apt-get update -q \
 COPY --from=builder /build/attnserve /build/attn-client /usr/local/bin/
 COPY deploy/docker/entrypoint.sh /usr/local/bin/attnserve-entrypoint
 USER 10001:10001
-# Every ATTN_<FLAG> variable becomes --<flag> (see deploy/docker/entrypoint.sh and the README).
+# Every ATTN_<FLAG> variable becomes --<flag> (see deploy/docker/entrypoint.sh and docs/deploy.md).
 # OMP_WAIT_POLICY=passive: idle OpenMP threads sleep instead of spinning between requests,
-# leaving the cores to gRPC's threads (about 3x the small-request throughput here, README).
+# leaving the cores to gRPC's threads (docs/server.md).
 ENV ATTN_ADDRESS=0.0.0.0:50051 ATTN_METRICS_ADDRESS=0.0.0.0:9090 OMP_WAIT_POLICY=passive
 # gRPC; HTTP: /metrics (Prometheus), /healthz, /readyz and the JSON gateway.
 EXPOSE 50051 9090

@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from attn_bench_runs import attn_bench, engine_medians
+
 NAME = re.compile(
     r"^attn/(\d+)x(\d+)x(\d+)x(\d+)x(\d+)/kv(\d+)/causal=(\w+)/maps=([01])/(f32|bf16)$")
 
@@ -44,22 +46,6 @@ def parse_case(name):
     b, h, sq, sk, d, hkv = (int(x) for x in m.groups()[:6])
     return {"name": name, "B": b, "H": h, "Sq": sq, "Sk": sk, "D": d, "Hkv": hkv,
             "causal": m.group(7), "maps": m.group(8) == "1", "compute": m.group(9)}
-
-
-def attn_bench(args, *flags):
-    command = [args.attn_bench, f"--threads={args.threads}", *flags]
-    return subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
-
-
-def engine_medians(args, benchmark_filter):
-    """{name: median benchmark} of the benchmarks the filter selects, and attn-bench's context."""
-    report = json.loads(attn_bench(
-        args, f"--benchmark_filter={benchmark_filter}",
-        f"--benchmark_repetitions={args.repetitions}", f"--benchmark_min_time={args.min_time}",
-        "--benchmark_report_aggregates_only=true", "--benchmark_format=json"))
-    medians = {b["run_name"].removesuffix("/real_time"): b for b in report["benchmarks"]
-               if b.get("aggregate_name") == "median"}
-    return medians, report["context"]
 
 
 def torch_worker(threads, repetitions, min_time):

@@ -3,7 +3,7 @@
 // the cores divided between the requests computing at once), each shape, and a lone request as
 // well as `concurrency` outstanding, submits a fixed number of attention requests through the
 // Executor (the server's compute path, without gRPC) and prints throughput and mean latency.
-// The README's executor defaults come from this table: `build/executor-split`.
+// The server's executor defaults (docs/server.md) come from this table: `build/executor-split`.
 #include <omp.h>
 
 #include <atomic>

@@ -9,7 +9,7 @@ scripts/build.sh
 
 address=127.0.0.1:50051
 http=127.0.0.1:9090  # /metrics, /healthz, /readyz and the JSON gateway
-# Idle OpenMP threads sleep rather than spin between requests (README: Performance).
+# Idle OpenMP threads sleep rather than spin between requests (docs/server.md: workers and threads).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 if [[ "${1:-}" == "--foreground" ]]; then
   exec build/attnserve --address="$address" --metrics_address="$http"

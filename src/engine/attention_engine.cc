@@ -29,7 +29,7 @@ constexpr int64_t kFewRows = 32;
 
 // The scores of one tile of keys for units of few rows take up to this many bytes (by default;
 // at least kDefaultKeyTile keys): 2048 keys for decode with 4 query heads per KV head. Chosen by
-// measurement (README, Performance).
+// measurement (docs/performance.md).
 constexpr int64_t kFewRowsTileBytes = 32 << 10;
 
 }  // namespace

@@ -37,7 +37,7 @@ class AttentionEngine {
     int64_t key_tile = 0;
   };
 
-  // Chosen by measurement (README, Performance).
+  // Chosen by measurement (docs/performance.md).
   static constexpr int64_t kDefaultKeyTile = 512;
 
   explicit AttentionEngine(Options options);

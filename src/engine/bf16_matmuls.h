@@ -2,9 +2,9 @@
 // bf16-rounded operands (AttentionInputs::bf16_in_f32), decided once per process: emulated
 // below the avx512_bf16 tier (no bf16 matmul instructions), native at amx, and at avx512_bf16
 // by measurement, since the instructions alone do not make it faster: on an Intel Xeon with
-// AVX512_BF16 and no AMX, oneDNN 2.6's bf16 2048^3 matmul ran at 166 GFLOP/s against 302 in
-// f32, where on another host it ran at 2.2x f32. ATTN_BF16_MATMUL=native or emulated overrides
-// the choice (native needs the avx512_bf16 tier). Thread-safe.
+// AVX512_BF16 and no AMX, oneDNN 2.6's bf16 2048^3 matmul ran at 165-166 GFLOP/s against
+// 291-302 in f32 (two runs), where on another host it ran at 2.2x f32. ATTN_BF16_MATMUL=native
+// or emulated overrides the choice (native needs the avx512_bf16 tier). Thread-safe.
 #ifndef ATTNSERVE_SRC_ENGINE_BF16_MATMULS_H_
 #define ATTNSERVE_SRC_ENGINE_BF16_MATMULS_H_
 

@@ -243,7 +243,7 @@ def main():
     if rss_end >= 0:
         # The heap in use swings by 1-2 MiB with the requests in flight (their tensors and
         # gRPC's buffers), so the margin is 4 MiB: a leak of 32 bytes per call shows in the
-        # 120 s run (about 160,000 calls), heaptrack (README) checks the rest.
+        # 120 s run (about 160,000 calls), heaptrack (docs/operations.md) checks the rest.
         if heap_end > heap_warm * 1.10 + 4096:
             failures.append(f"heap in use grew {heap_warm:.0f} -> {heap_end:.0f} KiB "
                             "(> 10% + 4 MiB): a leak")

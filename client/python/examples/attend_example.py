@@ -17,7 +17,8 @@ def main(address):
     v = rng.standard_normal((1, 2, 4, 64), dtype=np.float32)  # [B, Hkv, Sk, Dv]
     with AttentionClient(address) as client:
         info = client.get_server_info()
-        print(f"attnserve {info.version} (oneDNN {info.onednn_version}, {info.onednn_isa})")
+        print(f"attnserve {info.version} (oneDNN {info.onednn_version}, {info.onednn_isa}, "
+              f"CPU tier {info.cpu_tier})")
         result = client.attend(q, k, v, causal="upper_left")
         print("output", result.output.shape, "attention", result.attention.shape,
               f"queue {result.queue_us} us, compute {result.compute_us} us")

@@ -1,4 +1,5 @@
-"""The README's example script runs against a real attnserve and prints what it promises."""
+"""The example script (client/python/examples, named in README.md) runs against a real attnserve
+and prints what it promises."""
 import os
 import subprocess
 import sys
