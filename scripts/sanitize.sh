@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the unit and in-process service tests under sanitizers (not the e2e, client or deploy
 # tests): ASan+UBSan (build-asan/, g++, -fno-sanitize-recover=all) over every unit and service
-# test, and TSan (build-tsan/) over the concurrent parts (executor, weight registry, call gate,
+# test (uncapped, and at the avx2 CPU tier), and TSan (build-tsan/) over the concurrent parts (executor, weight registry, call gate,
 # memory budget, service tests). Builds only the test binaries it runs; fails on any report.
 # Usage: scripts/sanitize.sh [address|thread] (default: both).
 set -euo pipefail
@@ -16,8 +16,10 @@ asan_targets=(dtype_test attention_shapes_test reference_attention_test executor
   multi_head_attention_test weight_registry_test safetensors_test tensor_codec_test
   attention_service_test
   multi_head_service_test attend_stream_test admission_test call_gate_test memory_budget_test
-  request_fields_test attend_wire_test)
-asan_tests='^(DType|AttentionShapes|OnlineSoftmax|ReferenceAttention|Executor|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire)Test\.'
+  request_fields_test attend_wire_test stream_store_test)
+# Each test with its instantiation's prefix (ThreadsAndKeyTile/...), uncapped and at the avx2
+# tier (the AVX2 kernels; the other tiers' code is the same C++ as these).
+asan_tests='^(avx2\.)?([A-Za-z]+/)?(DType|AttentionShapes|OnlineSoftmax|ReferenceAttention|Executor|ExecutorOptions|StreamStore|ResizeUninitialized|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire)Test\.'
 tsan_targets=(executor_test weight_registry_test call_gate_test memory_budget_test
   attention_service_test multi_head_service_test attend_stream_test admission_test)
 tsan_tests='^(Executor|WeightRegistry|CallGate|MemoryBudget|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission)Test\.'

@@ -1,6 +1,8 @@
 // The CPU tier in use (see cpu_tier.h).
 #include "src/runtime/cpu_tier.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +50,23 @@ CpuTier TierOfOneDnnIsa(dnnl::cpu_isa isa) {
     default:
       return CpuTier::kScalar;
   }
+}
+
+// CPUID leaf 7's AMX-BF16 and AMX-TILE bits (EDX 22 and 24), read directly: clang 14's
+// __builtin_cpu_supports knows no AMX. (Whether the OS grants AMX, oneDNN checks: the tier is
+// capped by its effective ISA.)
+bool HasAmxBf16() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (edx >> 22 & 1) != 0 && (edx >> 24 & 1) != 0;
+}
+
+// CMPXCHG16B (CPUID 1, ECX 13) and LAHF/SAHF in 64-bit mode (CPUID 0x80000001, ECX 0): the
+// rest of x86-64-v2.
+bool HasCmpxchg16bAndLahf() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0 || (ecx >> 13 & 1) == 0) return false;
+  return __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) != 0 && (ecx & 1) != 0;
 }
 
 absl::StatusOr<CpuTier> ChooseTier() {
@@ -100,9 +119,7 @@ CpuTier HostCpuTier() {
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl");
   if (avx512 && __builtin_cpu_supports("avx512bf16")) {
-    return __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile")
-               ? CpuTier::kAmx
-               : CpuTier::kAvx512Bf16;
+    return HasAmxBf16() ? CpuTier::kAmx : CpuTier::kAvx512Bf16;
   }
   if (avx512) return CpuTier::kAvx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return CpuTier::kAvx2;
@@ -111,7 +128,10 @@ CpuTier HostCpuTier() {
 
 bool HostMeetsMinimumIsa() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("x86-64-v2");
+  // x86-64-v2 by its features (clang 14, which builds the fuzzers, knows no level names).
+  return __builtin_cpu_supports("sse3") && __builtin_cpu_supports("ssse3") &&
+         __builtin_cpu_supports("sse4.1") && __builtin_cpu_supports("sse4.2") &&
+         __builtin_cpu_supports("popcnt") && HasCmpxchg16bAndLahf();
 }
 
 absl::StatusOr<CpuTier> InitCpuTier() {
