@@ -8,11 +8,14 @@ runs attn-bench once per selected benchmark with ONEDNN_VERBOSE=1 and reads the
 
     bench/check_kernels.py build/attn-bench [--filter=REGEX] [--tier=avx2]
 
---tier runs attn-bench capped at that CPU tier (ATTN_MAX_CPU_ISA, which caps oneDNN too).
+--tier runs attn-bench capped at that CPU tier (ATTN_MAX_CPU_ISA, which caps oneDNN too); at
+the bf16 tiers (avx512_bf16, amx) with native bf16 matmuls (ATTN_BF16_MATMUL=native), which
+the uncapped run may not use (src/engine/bf16_matmuls.h).
 
 Exit status 0: every implementation seen is optimised (brg:, jit:, ...); 1: some `ref:` kernel
 ran (each is listed) or no primitive ran at all; 77 (a skip): --tier is one this host cannot
-run, or its own (the uncapped run checks it); attn-bench's own failure is passed on.
+run, or its own below the bf16 tiers (the uncapped run checks it); attn-bench's own failure is
+passed on.
 """
 import argparse
 import collections
@@ -46,9 +49,12 @@ def main():
     env = dict(os.environ, ONEDNN_VERBOSE="1")
     if args.tier:
         env["ATTN_MAX_CPU_ISA"] = args.tier
+        bf16_tier = args.tier in ("avx512_bf16", "amx")
+        if bf16_tier:
+            env["ATTN_BF16_MATMUL"] = "native"
         host = tier_of(args.attn_bench, dict(os.environ, ATTN_MAX_CPU_ISA=""))
         capped = tier_of(args.attn_bench, env)
-        if capped != args.tier or host == args.tier:
+        if capped != args.tier or (host == args.tier and not bf16_tier):
             print(f"skipped: CPU tier {args.tier} " +
                   ("is this host's own" if host == args.tier else f"is past this host's ({host})"))
             return SKIP

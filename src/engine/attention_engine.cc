@@ -2,11 +2,12 @@
 // preparation, then its pieces of work (piece_runner.h).
 //
 // Q, K, V and O may be strided views (a projection's [B,S,H*D] output seen head by head); the
-// layout (attention_layout.h) says where each lives. K is copied once, transposed, and a
-// strided V made dense (see PreparedOperands; brgemm reads only dense matrices), a strided Q a
-// piece's rows at a time -- except in units of few rows, which read all three in place. In bf16
-// the dense bf16 copies of Q and V are made from any strides, from f32 or bf16 inputs; bf16
-// inputs computed in f32 are widened first.
+// layout (attention_layout.h) says where each lives. At the AVX-512 tiers K is copied once,
+// transposed, and a strided V made dense (see PreparedOperands; brgemm reads only dense
+// matrices), a strided Q a piece's rows at a time; below them (gemm:jit) all three are read in
+// place -- as they are in units of few rows at every tier. In bf16 the dense bf16 copies of Q
+// and V are made from any strides, from f32 or bf16 inputs; emulated bf16 rounds its copies;
+// bf16 inputs computed in f32 are widened first, or a tile at a time in units of few rows.
 #include "src/engine/attention_engine.h"
 
 #include <algorithm>
@@ -23,8 +24,8 @@ namespace {
 // Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
 // and compute S^T = K Q^T: transposing K would cost more than their whole attention. They are
 // bound by memory bandwidth, so they compute in f32 when bf16 is asked for of f32 inputs (bf16
-// copies of K and V would cost another pass over both and save nothing), and in bf16 from bf16
-// inputs, read as they are (half the bytes of f32).
+// copies of K and V would cost another pass over both and save nothing), and, where bf16
+// matmuls are native, in bf16 from bf16 inputs, read as they are (half the bytes of f32).
 constexpr int64_t kFewRows = 32;
 
 // The scores of one tile of keys for units of few rows take up to this many bytes (by default;
@@ -77,8 +78,8 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
   prepared.tile_keys =
       std::min((key_tile + kKeyBlock - 1) / kKeyBlock * kKeyBlock, d.kv_len);
   // The pieces read bf16 Q and V from dense copies (Q's heads may then merge into units), or
-  // with K not transposed as they are.
-  // Emulated bf16 reads V from a dense rounded copy (Q is rounded a piece's rows at a time).
+  // with K not transposed as they are; emulated bf16 reads V from a dense rounded copy (Q is
+  // rounded a piece's rows at a time).
   AttentionInputs as_read = in;
   if (in.bf16_compute && prepared.keys_transposed) {
     as_read.query_strides = as_read.value_strides = {};
