@@ -23,12 +23,13 @@ class CliTest(unittest.TestCase, ReportChecks):
     def client(self, *args):
         return run_client(self.server.address, *args)
 
-    def test_info_reports_onednn_and_threads(self):
+    def test_info_reports_onednn_threads_and_cpu_tier(self):
         result = self.client("info")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn('onednn_version: "2.', result.stdout)
         self.assertIn("workers: 1", result.stdout)
         self.assertIn("intra_op_threads: 2", result.stdout)
+        self.assertRegex(result.stdout, r'cpu_tier: "(scalar|avx2|avx512|avx512_bf16|amx)"')
 
     def test_health_of_both_names(self):
         for service in ("", "attention.v1.AttentionService"):
