@@ -21,12 +21,11 @@
 namespace attn {
 namespace {
 
-// Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
-// and compute S^T = K Q^T: transposing K would cost more than their whole attention. They are
-// bound by memory bandwidth, so they compute in f32 when bf16 is asked for of f32 inputs (bf16
-// copies of K and V would cost another pass over both and save nothing), and, where bf16
-// matmuls are native, in bf16 from bf16 inputs, read as they are (half the bytes of f32).
-constexpr int64_t kFewRows = 32;
+// Units of at most kFewRows rows are bound by memory bandwidth, so they compute in f32 when
+// bf16 is asked for of f32 inputs (bf16 copies of K and V would cost another pass over both and
+// save nothing), and, where bf16 matmuls are native, in bf16 from bf16 inputs, read as they are
+// (half the bytes of f32).
+constexpr int64_t kFewRows = AttentionEngine::kFewRows;
 
 // The scores of one tile of keys for units of few rows take up to this many bytes (by default;
 // at least kDefaultKeyTile keys): 2048 keys for decode with 4 query heads per KV head. Chosen by
@@ -44,6 +43,7 @@ AttentionEngine::AttentionEngine(Options options)
 
 absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                                   const StopCheck& stop) const {
+  if (inputs.pages != nullptr) return RunPaged(inputs, outputs, stop);
   const AttentionDims& d = inputs.dims;
   // As computed: Q and V as the matmuls read them, few-row units of f32 inputs in f32 (see
   // kFewRows).
@@ -106,6 +106,34 @@ absl::Status AttentionEngine::Run(const AttentionInputs& inputs, const Attention
     in.value_strides = {};
     layout = Layout(in, outputs);
   }
+  return RunPieces(in, outputs, layout, prepared, cache_, engine_, stop);
+}
+
+absl::Status AttentionEngine::RunPaged(const AttentionInputs& inputs,
+                                       const AttentionOutputs& outputs,
+                                       const StopCheck& stop) const {
+  const KvPages& pages = *inputs.pages;
+  AttentionInputs in = inputs;
+  const Layout layout(in, outputs);
+  if (layout.rows_per_unit > kFewRows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "paged keys and values are read by units of at most ", kFewRows, " query rows; got ",
+        layout.rows_per_unit));
+  }
+  if (pages.page_tokens <= 0 || pages.page_tokens % kKeyBlock != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_tokens must be a positive multiple of ", kKeyBlock, "; got ",
+                     pages.page_tokens));
+  }
+  // A tile is a page. bf16 pages are read as bf16 by native bf16 matmuls when bf16 is asked
+  // for, else widened a page at a time; the query is f32 (rounded by the pieces for bf16).
+  in.bf16_compute = inputs.bf16_compute && pages.bf16 && bf16_matmuls_ == Bf16Matmuls::kNative;
+  in.bf16_in_f32 = false;
+  in.query_bf16 = in.key_bf16 = in.value_bf16 = nullptr;
+  PreparedOperands prepared;
+  prepared.keys_transposed = false;
+  prepared.widen_tiles = pages.bf16 && !in.bf16_compute;
+  prepared.tile_keys = std::min(pages.page_tokens, inputs.dims.kv_len);
   return RunPieces(in, outputs, layout, prepared, cache_, engine_, stop);
 }
 

@@ -40,13 +40,19 @@ class AttentionEngine {
   // Chosen by measurement (docs/performance.md).
   static constexpr int64_t kDefaultKeyTile = 512;
 
+  // Units of at most this many query rows (decode: Sq = 1 times the group size) read K as it is
+  // and compute S^T = K Q^T: transposing K would cost more than their whole attention. Paged K
+  // and V (AttentionInputs::pages) are read only by such units, a page per tile.
+  static constexpr int64_t kFewRows = 32;
+
   explicit AttentionEngine(Options options);
 
   // Computes `outputs` from `inputs`, whose shapes and mask were already validated
   // (attention_shapes.h). `stop` (when set) is asked before each piece of work (at most 128
   // query rows of one head group): a non-OK answer skips the rest and is returned (e.g. the call
   // was cancelled or its deadline passed); the outputs are then incomplete. Otherwise errors
-  // only when oneDNN fails.
+  // only when oneDNN fails; INVALID_ARGUMENT for paged inputs in units of more than kFewRows
+  // rows or pages whose size is not a multiple of 64 keys.
   absl::Status Run(const AttentionInputs& inputs, const AttentionOutputs& outputs,
                    const StopCheck& stop = {}) const;
 
@@ -62,6 +68,10 @@ class AttentionEngine {
   static std::string OneDnnIsa();
 
  private:
+  // Run for paged K and V (AttentionInputs::pages).
+  absl::Status RunPaged(const AttentionInputs& inputs, const AttentionOutputs& outputs,
+                        const StopCheck& stop) const;
+
   const int64_t key_tile_;  // 0 = by mask (see Options)
   const CpuTier tier_;      // chosen (and oneDNN capped) before engine_ exists
   const Bf16Matmuls bf16_matmuls_;

@@ -67,6 +67,19 @@ struct OperandStrides {
   bool operator==(const OperandStrides&) const = default;
 };
 
+// Keys and values held in pages (a KV cache) instead of dense tensors: for batch item b and KV
+// head g, page p holds keys [p * page_tokens, (p + 1) * page_tokens) as dense rows, K's
+// [page_tokens, D] at key_pages[(b * Hkv + g) * pages_per_head + p] and V's [page_tokens, Dv]
+// at the same index of value_pages (the last page may be partly filled: only Sk keys are read).
+// f32, or bfloat16 when `bf16`.
+struct KvPages {
+  int64_t page_tokens = 0;  // a multiple of 64
+  int64_t pages_per_head = 0;
+  bool bf16 = false;
+  const void* const* key_pages = nullptr;
+  const void* const* value_pages = nullptr;
+};
+
 // Inputs query [B,H,Sq,D], key [B,Hkv,Sk,D], value [B,Hkv,Sk,Dv], dense row-major unless
 // their strides say otherwise: f32, or bfloat16 (the *_bf16 pointers set instead, all three).
 // bf16 inputs are read as they are when computed in bf16; otherwise the engine widens them to
@@ -92,6 +105,9 @@ struct AttentionInputs {
   // kept as f32 (a product of two bf16 values is exact in f32, so the f32 matmul computes what
   // a bf16 one with f32 accumulation does); P stays f32 (no rounding: a little more accurate).
   bool bf16_in_f32 = false;
+  // When set, K and V are read from these pages (key, value and their bf16 pointers unused);
+  // the query is f32. Only for units of few query rows (AttentionEngine::kFewRows).
+  const KvPages* pages = nullptr;
 
   bool bf16_inputs() const { return query_bf16 != nullptr; }
 };
@@ -103,7 +119,7 @@ struct AttentionOutputs {
   float* output = nullptr;
   float* probabilities = nullptr;
   float* scores = nullptr;  // scaled + bias, -inf where forbidden
-  OperandStrides output_strides;
+  OperandStrides output_strides = {};
 };
 
 // Asked between chunks of a long computation: OK to go on, anything else to stop with that status.

@@ -123,8 +123,10 @@ class PieceRunner {
     // In bf16, Q and V from their copies: the call's, or the piece's own (of its head alone).
     const uint16_t* query_bf16 = nullptr;
     const uint16_t* value_bf16 = nullptr;
-    const void* value = prepared_.widen_tiles ? static_cast<const void*>(in_.value_bf16 + v_at)
-                                              : in_.value + v_at;
+    const bool paged = in_.pages != nullptr;
+    const void* value = paged                   ? nullptr  // a page per tile (PageOf)
+                        : prepared_.widen_tiles ? static_cast<const void*>(in_.value_bf16 + v_at)
+                                                : in_.value + v_at;
     if (prepared_.copies_by_pieces) {
       prepared_.prepare_head(piece.batch * d.kv_heads + piece.kv_head,
                              {.key_t = own_key_t_.data(),
@@ -139,19 +141,24 @@ class PieceRunner {
     } else if (bf16 && prepared_.keys_transposed) {
       query_bf16 = prepared_.query.get() + q_at;
       value_bf16 = prepared_.value.get() + v_at;
-    } else if (bf16) {  // bf16 inputs read as they are
+    } else if (bf16 && !paged) {  // bf16 inputs read as they are
       query_bf16 = in_.query_bf16 + q_at;
       value_bf16 = in_.value_bf16 + v_at;
     }
-    const void* q = bf16                     ? static_cast<const void*>(query_bf16)
-                    : prepared_.widen_tiles ? static_cast<const void*>(in_.query_bf16 + q_at)
-                    : copy_query_rows_      ? CopyQueryRows(in_.query + q_at, piece.rows)
-                                            : in_.query + q_at;
+    // (Paged: Q is f32, K and V come a page per tile.)
+    const void* q = paged || !(bf16 || prepared_.widen_tiles)
+                        ? (copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
+                                            : static_cast<const void*>(in_.query + q_at))
+                    : bf16 ? static_cast<const void*>(query_bf16)
+                           : static_cast<const void*>(in_.query_bf16 + q_at);
     const Operands ops = {
         .q = q,
-        .k = KeysOf(piece),
+        .k = paged ? nullptr : KeysOf(piece),
         .v = bf16 ? static_cast<const void*>(value_bf16) : value,
-        .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row};
+        .o = out_.output + piece.batch * l.o.batch + head * l.o.head + query * l.o.row,
+        .first_page = paged ? (piece.batch * d.kv_heads + piece.kv_head) *
+                                  in_.pages->pages_per_head
+                            : 0};
     if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
     RunTiles(piece, ops);
   }
@@ -163,7 +170,16 @@ class PieceRunner {
     const void* k;  // the piece's KV head: its K^T tiles, or K's rows when not transposed
     const void* v;
     float* o;
+    int64_t first_page;  // paged: the index of the piece's KV head's first page
   };
+
+  // Paged: the K (or V) page holding key first_key, a multiple of the page size (a tile is a
+  // page).
+  const void* PageOf(const Operands& ops, int64_t first_key, bool values) const {
+    const KvPages& pages = *in_.pages;
+    const void* const* table = values ? pages.value_pages : pages.key_pages;
+    return table[ops.first_page + first_key / pages.page_tokens];
+  }
 
   // Where the piece's KV head starts in the K^T tiles or, when not transposed or K^T is a view
   // of K itself, in K.
@@ -198,10 +214,12 @@ class PieceRunner {
   // query_t_ (bf16: query_t_bf16_) = Q^T [D, m] of the piece's m query rows (K not
   // transposed), widened from bf16 with widen_tiles.
   void TransposeQuery(const void* q, int64_t m) {
-    if (in_.bf16_compute) {
+    if (in_.bf16_compute && in_.pages != nullptr) {
+      TransposeRows(static_cast<const float*>(q), m, query_t_bf16_.data(), FloatToBFloat16);
+    } else if (in_.bf16_compute) {
       TransposeRows(static_cast<const uint16_t*>(q), m, query_t_bf16_.data(),
                     [](uint16_t x) { return x; });
-    } else if (prepared_.widen_tiles) {
+    } else if (prepared_.widen_tiles && in_.pages == nullptr) {
       TransposeRows(static_cast<const uint16_t*>(q), m, query_t_.data(), BFloat16ToFloat);
     } else {
       TransposeRows(static_cast<const float*>(q), m, query_t_.data(), [](float x) { return x; });
@@ -449,7 +467,8 @@ class PieceRunner {
                              bool masked, float* scores) {
     const AttentionDims& d = in_.dims;
     const bool widen = prepared_.widen_tiles;
-    const int64_t k_row = widen ? d.head_dim : layout_.k.row;
+    const bool paged = in_.pages != nullptr;
+    const int64_t k_row = widen || paged ? d.head_dim : layout_.k.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, 0, [&] {
       const memory::desc k_md({keys, d.head_dim}, operand_type, memory::dims{k_row, 1});
@@ -470,9 +489,15 @@ class PieceRunner {
     });
     const void* query_t = in_.bf16_compute ? static_cast<const void*>(query_t_bf16_.data())
                                            : query_t_.data();
-    const void* k = widen ? static_cast<const void*>(WidenTile(ops.k, first_key, keys, d.head_dim,
-                                                               layout_.k.row, key_tile_f32_))
-                          : static_cast<const char*>(ops.k) + OperandBytes(first_key * k_row);
+    const void* k =
+        paged && widen ? static_cast<const void*>(WidenTile(PageOf(ops, first_key, false), 0,
+                                                            keys, d.head_dim, d.head_dim,
+                                                            key_tile_f32_))
+        : paged        ? PageOf(ops, first_key, false)
+        : widen        ? WidenTile(ops.k, first_key, keys, d.head_dim, layout_.k.row,
+                                   key_tile_f32_)
+                       : static_cast<const void*>(static_cast<const char*>(ops.k) +
+                                                  OperandBytes(first_key * k_row));
     kq.Run(stream_,
            {{DNNL_ARG_SRC, k}, {DNNL_ARG_WEIGHTS, query_t}, {DNNL_ARG_DST, scores_t_.data()}});
     for (int64_t r = 0; r < m; ++r) {
@@ -493,7 +518,8 @@ class PieceRunner {
                         bool accumulate) {
     const AttentionDims& d = in_.dims;
     const bool widen = prepared_.widen_tiles;
-    const int64_t v_row = widen ? d.value_dim : layout_.v.row;
+    const bool paged = in_.pages != nullptr;
+    const int64_t v_row = widen || paged ? d.value_dim : layout_.v.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     // o_stride is the output's row stride or Dv (the accumulator): fixed per accumulate.
     BoundPrimitive& pv = Bound(Op::kPv, m, keys, accumulate, p_stride, [&] {
@@ -517,10 +543,15 @@ class PieceRunner {
       return Bind(primitive,
                   {{DNNL_ARG_SRC, p_md}, {DNNL_ARG_WEIGHTS, v_md}, {DNNL_ARG_DST, o_md}});
     });
-    const void* v = widen ? static_cast<const void*>(WidenTile(ops.v, first_key, keys,
-                                                               d.value_dim, layout_.v.row,
-                                                               value_tile_f32_))
-                          : static_cast<const char*>(ops.v) + OperandBytes(first_key * v_row);
+    const void* v =
+        paged && widen ? static_cast<const void*>(WidenTile(PageOf(ops, first_key, true), 0,
+                                                            keys, d.value_dim, d.value_dim,
+                                                            value_tile_f32_))
+        : paged        ? PageOf(ops, first_key, true)
+        : widen        ? WidenTile(ops.v, first_key, keys, d.value_dim, layout_.v.row,
+                                   value_tile_f32_)
+                       : static_cast<const void*>(static_cast<const char*>(ops.v) +
+                                                  OperandBytes(first_key * v_row));
     pv.Run(stream_, {{DNNL_ARG_SRC, p}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
   }
 
