@@ -1,20 +1,37 @@
-// The AttendStream reactor (see attend_stream.h).
+// The AttendStream and SessionAttendStream reactor (see attend_stream.h).
 #include "server/attend_stream.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/attend_wire.h"
+#include "server/session_call.h"
 
 namespace attn {
+namespace {
 
-AttendStream::AttendStream(grpc::CallbackServerContext* context, CallGate& gate,
-                           Executor& executor, Compute compute)
+// An answer's wire form, its tensors moved out; and an answer made empty for the next request.
+grpc::ByteBuffer Serialize(attention::v1::AttendResponse& response) {
+  return SerializeMovingTensorData(response);
+}
+grpc::ByteBuffer Serialize(SessionAnswer& answer) {
+  return SerializeSessionAttendResponse(answer.tensors, answer.position, answer.first_position);
+}
+void Clear(attention::v1::AttendResponse& response) { response.Clear(); }
+void Clear(SessionAnswer& answer) { answer = SessionAnswer(); }
+
+}  // namespace
+
+template <typename Request, typename Answer>
+ComputeStream<Request, Answer>::ComputeStream(grpc::CallbackServerContext* context,
+                                              CallGate& gate, Executor& executor,
+                                              Compute compute)
     : context_(context), gate_(gate), executor_(executor), compute_(std::move(compute)) {
   StartRead(&request_bytes_);
   gate_.RegisterStream(this);
 }
 
-void AttendStream::OnReadDone(bool ok) {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::OnReadDone(bool ok) {
   if (!ok) {  // the client finished writing (or the call ended)
     FinishOnce(grpc::Status::OK);
     return;
@@ -47,12 +64,13 @@ void AttendStream::OnReadDone(bool ok) {
       return;
     }
     state_ = State::kWriting;
-    response_bytes_ = SerializeMovingTensorData(response_);
+    response_bytes_ = Serialize(response_);
     StartWrite(&response_bytes_);
   });
 }
 
-void AttendStream::OnWriteDone(bool ok) {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::OnWriteDone(bool ok) {
   std::lock_guard lock(mu_);
   if (!ok) {
     FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away mid-stream"));
@@ -65,13 +83,14 @@ void AttendStream::OnWriteDone(bool ok) {
                                            answered_, " requests of this stream")));
     return;
   }
-  response_.Clear();
+  Clear(response_);
   response_bytes_.Clear();
   state_ = State::kReading;
   StartRead(&request_bytes_);
 }
 
-void AttendStream::OnDrain() {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::OnDrain() {
   std::lock_guard lock(mu_);
   draining_ = true;
   if (state_ == State::kReading) {
@@ -81,20 +100,26 @@ void AttendStream::OnDrain() {
   }
 }
 
-void AttendStream::OnDone() {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::OnDone() {
   gate_.UnregisterStream(this);
   delete this;
 }
 
-void AttendStream::FinishOnce(const grpc::Status& status) {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::FinishOnce(const grpc::Status& status) {
   std::lock_guard lock(mu_);
   FinishLocked(status);
 }
 
-void AttendStream::FinishLocked(const grpc::Status& status) {
+template <typename Request, typename Answer>
+void ComputeStream<Request, Answer>::FinishLocked(const grpc::Status& status) {
   if (state_ == State::kFinished) return;
   state_ = State::kFinished;
   Finish(status);
 }
+
+template class ComputeStream<attention::v1::AttendRequest, attention::v1::AttendResponse>;
+template class ComputeStream<attention::v1::SessionAttendRequest, SessionAnswer>;
 
 }  // namespace attn

@@ -88,4 +88,34 @@ grpc::ByteBuffer SerializeMovingTensorData(pb::AttendResponse& response) {
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
+grpc::ByteBuffer SerializeSessionAttendResponse(pb::AttendResponse& tensors, int64_t position,
+                                                int64_t first_position) {
+  std::vector<grpc::Slice> slices;
+  if (!SerializeMovingTensorData(tensors).Dump(&slices).ok()) return {};
+  std::string encoded;
+  for (const auto& [number, value] :
+       {std::pair{pb::SessionAttendResponse::kPositionFieldNumber, position},
+        std::pair{pb::SessionAttendResponse::kFirstPositionFieldNumber, first_position}}) {
+    if (value == 0) continue;  // proto3 leaves zeros out
+    AppendVarint(static_cast<uint64_t>(number) << 3, encoded);  // wire type 0: varint
+    AppendVarint(static_cast<uint64_t>(value), encoded);
+  }
+  if (!encoded.empty()) slices.emplace_back(encoded);
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+grpc::ByteBuffer SerializeSessionAttendBatch(std::span<const grpc::ByteBuffer> results) {
+  std::vector<grpc::Slice> slices;
+  for (const grpc::ByteBuffer& result : results) {
+    std::string head;
+    AppendLengthDelimitedKey(pb::SessionAttendBatchResponse::kResultsFieldNumber, head);
+    AppendVarint(result.Length(), head);
+    slices.emplace_back(head);
+    std::vector<grpc::Slice> parts;
+    if (result.Length() > 0 && !result.Dump(&parts).ok()) return {};
+    for (grpc::Slice& part : parts) slices.push_back(std::move(part));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
 }  // namespace attn

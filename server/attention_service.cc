@@ -10,6 +10,7 @@
 #include "server/attend_call.h"
 #include "server/attend_stream.h"
 #include "server/attend_wire.h"
+#include "server/call_report.h"
 #include "server/metrics.h"
 #include "server/multi_head_call.h"
 #include "server/request_id.h"
@@ -24,64 +25,15 @@ namespace {
 
 namespace pb = attention::v1;
 
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
-  return reactor;
-}
-
-// A stream refused before it starts (e.g. UNAUTHENTICATED).
-class RefusedStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
- public:
-  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
-
-// One finished call: its log line (with the request id and any traceparent) and its metrics.
-void Report(const std::string& peer, const char* method, const RequestTrace& trace,
-            const std::string& description, const grpc::Status& status, absl::Time received,
-            int64_t queue_us, int64_t compute_us, double flops,
-            const google::protobuf::Message& request, const google::protobuf::Message* response) {
-  LogFields fields;
-  fields.Add("method", method)
-      .Add("request_id", trace.request_id)
-      .Add("request", description)
-      .Add("code", GrpcCodeName(status.error_code()))
-      .Add("queue_us", queue_us)
-      .Add("compute_us", compute_us)
-      .Add("peer", peer);
-  if (!trace.traceparent.empty()) fields.Add("traceparent", trace.traceparent);
-  if (!status.ok()) fields.Add("error", status.error_message());
-  LogEvent(status.ok() ? spdlog::level::info : spdlog::level::warn, "request", fields);
-  Metrics::Global().Record(
-      {.method = method,
-       .code = std::string(GrpcCodeName(status.error_code())),
-       .request_s = absl::ToDoubleSeconds(absl::Now() - received),
-       .queue_s = queue_us * 1e-6,
-       .compute_s = compute_us * 1e-6,
-       .flops = flops,
-       .bytes_received = static_cast<int64_t>(request.ByteSizeLong()),
-       .bytes_sent = status.ok() && response != nullptr
-                         ? static_cast<int64_t>(response->ByteSizeLong())
-                         : 0});
-}
-
-// The call's trace, with its request id echoed in the trailing metadata.
-RequestTrace StartTrace(grpc::CallbackServerContext* context) {
-  RequestTrace trace = TraceFromMetadata(context->client_metadata());
-  context->AddTrailingMetadata("x-request-id", trace.request_id);
-  return trace;
-}
-
 }  // namespace
 
 AttentionService::AttentionService(const AttentionEngine& engine, const MultiHeadAttention& layer,
-                                   WeightRegistry& registry, Executor& executor,
-                                   AttendLimits limits, Admission admission)
+                                   WeightRegistry& registry, SessionStore& sessions,
+                                   Executor& executor, AttendLimits limits, Admission admission)
     : engine_(engine),
       layer_(layer),
       registry_(registry),
+      sessions_(sessions),
       executor_(executor),
       limits_(limits),
       gate_(admission.max_inflight, admission.max_queue),
@@ -131,6 +83,12 @@ void AttentionService::Execute(Job job, absl::AnyInvocable<void(const grpc::Stat
            *job.request, nullptr);
     std::move(finish)(refused);
     return;
+  }
+  std::unique_lock<std::mutex> in_order;
+  if (job.on_submit) {
+    in_order = std::unique_lock(submit_mu_);
+    auto on_submit = std::move(job.on_submit);
+    on_submit(job);
   }
   executor_.Submit([this, job = std::move(job), finish = std::move(finish), received]() mutable {
     const grpc::Status status = RunNow(job, received);

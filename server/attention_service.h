@@ -9,6 +9,7 @@
 #define ATTNSERVE_SERVER_ATTENTION_SERVICE_H_
 
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -22,24 +23,36 @@
 #include "server/request_fields.h"
 #include "server/request_id.h"
 #include "src/engine/attention_engine.h"
+#include "src/kv/session_store.h"
 #include "src/layer/multi_head_attention.h"
 #include "src/runtime/executor.h"
 #include "src/weights/weight_registry.h"
 
 namespace attn {
 
-// Every method of attention.v1.AttentionService on the callback API, the three attention calls
-// on raw bytes. Spelled out method by method (a raw streaming method cannot be layered over
+// Every method of attention.v1.AttentionService on the callback API, the attention calls (and
+// the session steps) on raw bytes. Spelled out method by method (a raw streaming method cannot be layered over
 // CallbackService's typed one: their signatures differ only in the return type), so a method
 // added to the proto must be added here.
-using AttentionServiceBase = attention::v1::AttentionService::WithRawCallbackMethod_Attend<
-    attention::v1::AttentionService::WithRawCallbackMethod_MultiHeadAttend<
-        attention::v1::AttentionService::WithRawCallbackMethod_AttendStream<
-            attention::v1::AttentionService::WithCallbackMethod_PutWeights<
-                attention::v1::AttentionService::WithCallbackMethod_ListWeights<
-                    attention::v1::AttentionService::WithCallbackMethod_DeleteWeights<
-                        attention::v1::AttentionService::WithCallbackMethod_GetServerInfo<
-                            attention::v1::AttentionService::Service>>>>>>>;
+namespace internal {
+using pb_service = attention::v1::AttentionService;
+using SessionMethods = pb_service::WithCallbackMethod_CreateSession<
+    pb_service::WithCallbackMethod_GetSession<pb_service::WithCallbackMethod_ListSessions<
+        pb_service::WithCallbackMethod_CloseSession<pb_service::WithCallbackMethod_ForkSession<
+            pb_service::WithCallbackMethod_TruncateSession<
+                pb_service::WithRawCallbackMethod_SessionAttend<
+                    pb_service::WithRawCallbackMethod_SessionAttendBatch<
+                        pb_service::WithRawCallbackMethod_SessionAttendStream<
+                            pb_service::Service>>>>>>>>>;
+}  // namespace internal
+using AttentionServiceBase = internal::pb_service::WithRawCallbackMethod_Attend<
+    internal::pb_service::WithRawCallbackMethod_MultiHeadAttend<
+        internal::pb_service::WithRawCallbackMethod_AttendStream<
+            internal::pb_service::WithCallbackMethod_PutWeights<
+                internal::pb_service::WithCallbackMethod_ListWeights<
+                    internal::pb_service::WithCallbackMethod_DeleteWeights<
+                        internal::pb_service::WithCallbackMethod_GetServerInfo<
+                            internal::SessionMethods>>>>>>>;
 
 class AttentionService final : public AttentionServiceBase {
  public:
@@ -52,8 +65,8 @@ class AttentionService final : public AttentionServiceBase {
   };
 
   AttentionService(const AttentionEngine& engine, const MultiHeadAttention& layer,
-                   WeightRegistry& registry, Executor& executor, AttendLimits limits,
-                   Admission admission);
+                   WeightRegistry& registry, SessionStore& sessions, Executor& executor,
+                   AttendLimits limits, Admission admission);
 
   grpc::ServerUnaryReactor* Attend(grpc::CallbackServerContext* context,
                                    const grpc::ByteBuffer* request,
@@ -75,6 +88,35 @@ class AttentionService final : public AttentionServiceBase {
   grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
                                           const attention::v1::GetServerInfoRequest* request,
                                           attention::v1::ServerInfo* response) override;
+
+  // KV-cache sessions (session_service.cc). A session belongs to the bearer token that created
+  // it (with --auth_tokens_file); to any other it does not exist.
+  grpc::ServerUnaryReactor* CreateSession(grpc::CallbackServerContext* context,
+                                          const attention::v1::CreateSessionRequest* request,
+                                          attention::v1::Session* response) override;
+  grpc::ServerUnaryReactor* GetSession(grpc::CallbackServerContext* context,
+                                       const attention::v1::GetSessionRequest* request,
+                                       attention::v1::Session* response) override;
+  grpc::ServerUnaryReactor* ListSessions(grpc::CallbackServerContext* context,
+                                         const attention::v1::ListSessionsRequest* request,
+                                         attention::v1::ListSessionsResponse* response) override;
+  grpc::ServerUnaryReactor* CloseSession(grpc::CallbackServerContext* context,
+                                         const attention::v1::CloseSessionRequest* request,
+                                         attention::v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ForkSession(grpc::CallbackServerContext* context,
+                                        const attention::v1::ForkSessionRequest* request,
+                                        attention::v1::Session* response) override;
+  grpc::ServerUnaryReactor* TruncateSession(grpc::CallbackServerContext* context,
+                                            const attention::v1::TruncateSessionRequest* request,
+                                            attention::v1::Session* response) override;
+  grpc::ServerUnaryReactor* SessionAttend(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* SessionAttendBatch(grpc::CallbackServerContext* context,
+                                               const grpc::ByteBuffer* request,
+                                               grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* SessionAttendStream(
+      grpc::CallbackServerContext* context) override;
 
   // The same computations for the HTTP/JSON gateway: run on a worker while the caller waits
   // (never on a gRPC thread), with the same admission, log line and metrics.
@@ -114,11 +156,28 @@ class AttentionService final : public AttentionServiceBase {
     std::function<bool()> cancelled;          // may be empty
     absl::Status authorized;                  // not OK: refused with this status
     Work work;
+    // When set, called right before the job is handed to the workers, in the order jobs are
+    // (session steps take their turns there: see SessionTurns).
+    // It may set the job's working_bytes.
+    absl::AnyInvocable<void(Job& job)> on_submit = nullptr;
   };
 
   // OK, or UNAUTHENTICATED when tokens are required and `authorization` has none of them.
   absl::Status Authorize(const std::optional<std::string>& authorization) const;
   absl::Status Authorize(grpc::CallbackServerContext* context) const;
+  // Who owns the sessions this call creates and may see: its bearer token with
+  // --auth_tokens_file, else "" (everyone).
+  std::string OwnerOf(grpc::CallbackServerContext* context) const;
+  // A session call answered on the reactor thread (they only touch the store): authorizes,
+  // runs `body`, logs and records it, finishes.
+  grpc::ServerUnaryReactor* RunSessionCall(
+      grpc::CallbackServerContext* context, const char* method, std::string description,
+      const google::protobuf::Message& request, const google::protobuf::Message* response,
+      absl::FunctionRef<absl::Status(const std::string& owner)> body);
+  // SessionAttend (one step) or SessionAttendBatch on raw bytes.
+  grpc::ServerUnaryReactor* RunSessionSteps(grpc::CallbackServerContext* context,
+                                            const grpc::ByteBuffer* request_bytes,
+                                            grpc::ByteBuffer* response_bytes, bool batch);
 
   // A Job for a gRPC call (its peer, deadline, cancellation, request id).
   Job GrpcJob(grpc::CallbackServerContext* context, const char* method,
@@ -146,11 +205,13 @@ class AttentionService final : public AttentionServiceBase {
   const AttentionEngine& engine_;
   const MultiHeadAttention& layer_;
   WeightRegistry& registry_;
+  SessionStore& sessions_;
   Executor& executor_;
   const AttendLimits limits_;
   CallGate gate_;
   MemoryBudget budget_;
   const AuthTokens* auth_ = nullptr;
+  std::mutex submit_mu_;  // jobs with on_submit are handed to the workers one at a time
 };
 
 }  // namespace attn

@@ -56,6 +56,18 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, auth_tokens_file, "",
           "file of bearer tokens, one per line ('#' comments); calls must send "
           "'authorization: Bearer <token>' (health checks exempt); re-read on SIGHUP");
+ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{4} << 30,
+          "bytes of KV-cache pages all sessions together may hold (docs/sessions.md)");
+ABSL_FLAG(int64_t, kv_page_tokens, 128,
+          "positions per KV-cache page (one layer and KV head), a multiple of 64");
+ABSL_FLAG(std::string, kv_evict, "lru",
+          "when the KV cache is full: lru (evict the least recently used idle session) or none "
+          "(refuse the step with RESOURCE_EXHAUSTED)");
+ABSL_FLAG(int64_t, kv_idle_timeout_s, 300,
+          "a session idle this long is dropped (a session may ask for another, up to 86400)");
+ABSL_FLAG(int64_t, kv_max_tokens, 131072,
+          "positions per layer a session may hold at most (and holds when it asks 0)");
+ABSL_FLAG(int64_t, kv_max_sessions, 10000, "sessions open at once, at most");
 ABSL_FLAG(std::string, weights_dir, "",
           "directory whose *.safetensors files are loaded at start-up as named weights");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
@@ -143,6 +155,24 @@ int main(int argc, char** argv) {
     return Fail("--max_inflight, --max_queue and --memory_budget_bytes must be >= 0; "
                 "--keepalive_time_s, --keepalive_timeout_s and --max_concurrent_streams >= 1");
   }
+  options.sessions.capacity_bytes = absl::GetFlag(FLAGS_kv_cache_bytes);
+  options.sessions.page_tokens = absl::GetFlag(FLAGS_kv_page_tokens);
+  options.sessions.max_tokens = options.sessions.default_max_tokens =
+      absl::GetFlag(FLAGS_kv_max_tokens);
+  options.sessions.max_sessions = absl::GetFlag(FLAGS_kv_max_sessions);
+  options.sessions.default_idle_timeout = absl::Seconds(absl::GetFlag(FLAGS_kv_idle_timeout_s));
+  const std::string evict = absl::GetFlag(FLAGS_kv_evict);
+  if (evict != "lru" && evict != "none") {
+    return Fail(absl::StrCat("--kv_evict = \"", evict, "\"; use lru or none"));
+  }
+  options.sessions.evict_lru = evict == "lru";
+  if (options.sessions.capacity_bytes < 0 || options.sessions.page_tokens < 64 ||
+      options.sessions.page_tokens % 64 != 0 || options.sessions.max_tokens < 1 ||
+      options.sessions.max_sessions < 1 || absl::GetFlag(FLAGS_kv_idle_timeout_s) < 1 ||
+      absl::GetFlag(FLAGS_kv_idle_timeout_s) > 86400) {
+    return Fail("--kv_cache_bytes must be >= 0, --kv_page_tokens a multiple of 64, "
+                "--kv_max_tokens and --kv_max_sessions >= 1, --kv_idle_timeout_s in [1, 86400]");
+  }
   const double grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   if (!(grace_s >= 0)) return Fail("--shutdown_grace_s must be >= 0");
 
@@ -163,6 +193,8 @@ int main(int argc, char** argv) {
                      .Add("workers", options.executor.workers)
                      .Add("intra_op_threads", options.executor.intra_op_threads)
                      .Add("share_threads", options.executor.share_threads)
+                     .Add("kv_cache_bytes", options.sessions.capacity_bytes)
+                     .Add("kv_page_tokens", options.sessions.page_tokens)
                      .Add("cores", attn::Executor::Cores()));
   // Port files are written then renamed, so a reader never sees a partial file; the HTTP one
   // first, so that a reader of the gRPC one finds both.

@@ -149,6 +149,19 @@ std::string Metrics::Render(const ScrapeGauges& gauges) const {
   Sample(out, "attnserve_weights", "", gauges.weights_count);
   Header(out, "attnserve_weights_bytes", "gauge", "Bytes of named weights held.");
   Sample(out, "attnserve_weights_bytes", "", gauges.weights_bytes);
+  Header(out, "attnserve_kv_sessions", "gauge", "KV-cache sessions open.");
+  Sample(out, "attnserve_kv_sessions", "", gauges.kv_sessions);
+  Header(out, "attnserve_kv_pool_capacity_bytes", "gauge", "KV-cache pool size (--kv_cache_bytes).");
+  Sample(out, "attnserve_kv_pool_capacity_bytes", "", gauges.kv_pool_capacity_bytes);
+  Header(out, "attnserve_kv_pool_used_bytes", "gauge",
+         "KV-cache pool bytes held by pages (a page shared by forks counted once).");
+  Sample(out, "attnserve_kv_pool_used_bytes", "", gauges.kv_pool_used_bytes);
+  Header(out, "attnserve_kv_pool_pages", "gauge", "KV-cache pages alive.");
+  Sample(out, "attnserve_kv_pool_pages", "", gauges.kv_pool_pages);
+  Header(out, "attnserve_kv_sessions_dropped_total", "counter",
+         "KV-cache sessions dropped by the server, by reason.");
+  Sample(out, "attnserve_kv_sessions_dropped_total", "reason=\"evicted\"", gauges.kv_evicted);
+  Sample(out, "attnserve_kv_sessions_dropped_total", "reason=\"expired\"", gauges.kv_expired);
   Header(out, "attnserve_heap_in_use_bytes", "gauge",
          "Heap bytes allocated and not freed (malloc's freed memory kept for reuse not counted).");
   Sample(out, "attnserve_heap_in_use_bytes", "", HeapBytesInUse());

@@ -1,7 +1,8 @@
 // The server's Prometheus metrics (text exposition format 0.0.4): requests by method and status
 // code, request/queue/compute latency histograms in seconds, attention FLOPs, bytes received and
 // sent, plus gauges read at scrape time (in-flight requests, queue depth, primitive cache
-// hits/misses, weights held, process RSS, CPU seconds and open file descriptors). One
+// hits/misses, weights held, KV-cache sessions and pool, process RSS, CPU seconds and open file
+// descriptors). One
 // process-wide instance (the only global mutable state besides the logger). Thread-safe.
 #ifndef ATTNSERVE_SERVER_METRICS_H_
 #define ATTNSERVE_SERVER_METRICS_H_
@@ -36,6 +37,12 @@ struct ScrapeGauges {
   int64_t primitive_cache_misses = 0;
   int64_t weights_count = 0;
   int64_t weights_bytes = 0;
+  int64_t kv_sessions = 0;
+  int64_t kv_pool_capacity_bytes = 0;
+  int64_t kv_pool_used_bytes = 0;
+  int64_t kv_pool_pages = 0;
+  int64_t kv_evicted = 0;  // sessions evicted under memory pressure, ever
+  int64_t kv_expired = 0;  // sessions dropped idle, ever
 };
 
 class Metrics {

@@ -28,7 +28,8 @@ AttentionServer::AttentionServer(const ServerOptions& options)
       engine_({.primitive_cache_capacity = options.primitive_cache_capacity}),
       layer_(engine_, options.primitive_cache_capacity),
       registry_(options.max_weights_bytes),
-      service_(engine_, layer_, registry_, executor_, options.Limits(),
+      sessions_(options.sessions),
+      service_(engine_, layer_, registry_, sessions_, executor_, options.Limits(),
                {.max_inflight = options.max_inflight > 0 ? options.max_inflight
                                                  : options.executor.workers,
                 .max_queue = options.max_queue,
@@ -97,15 +98,22 @@ void AttentionServer::Shutdown(absl::Duration grace) {
   http_.reset();
 }
 
-ScrapeGauges AttentionServer::Gauges() const {
+ScrapeGauges AttentionServer::Gauges() {
   const PrimitiveCache& attention = engine_.primitive_cache();
+  const SessionStoreStats kv = sessions_.Stats();
   const PrimitiveCache& dense = layer_.dense_layers().primitive_cache();
   return {.in_flight = service_.gate().running(),
           .queue_depth = static_cast<int64_t>(executor_.queue_depth()),
           .primitive_cache_hits = attention.hits() + dense.hits(),
           .primitive_cache_misses = attention.misses() + dense.misses(),
           .weights_count = static_cast<int64_t>(registry_.List().size()),
-          .weights_bytes = registry_.bytes()};
+          .weights_bytes = registry_.bytes(),
+          .kv_sessions = kv.sessions,
+          .kv_pool_capacity_bytes = kv.pool_capacity_bytes,
+          .kv_pool_used_bytes = kv.pool_used_bytes,
+          .kv_pool_pages = kv.pool_pages,
+          .kv_evicted = kv.evicted,
+          .kv_expired = kv.expired};
 }
 
 absl::StatusOr<int> AttentionServer::ReloadAuthTokens() {

@@ -1,4 +1,4 @@
-// Builds and runs the whole gRPC server: executor, engine, AttentionService, health
+// Builds and runs the whole gRPC server: executor, engine, session store, AttentionService, health
 // (grpc.health.v1 for "" and "attention.v1.AttentionService") and reflection, listening on one
 // address. Used by main and by the in-process tests. Shutdown is thread-safe and idempotent.
 #ifndef ATTNSERVE_SERVER_SERVER_RUNNER_H_
@@ -18,6 +18,7 @@
 #include "server/server_credentials.h"
 #include "src/engine/attention_engine.h"
 #include "src/layer/multi_head_attention.h"
+#include "src/kv/session_store.h"
 #include "src/runtime/executor.h"
 #include "src/weights/weight_registry.h"
 
@@ -40,6 +41,7 @@ struct ServerOptions {
   int max_concurrent_streams = 128;              // per connection
   TlsFiles tls;                                  // all empty = plaintext
   std::string auth_tokens_file;                  // bearer tokens required when set
+  SessionStore::Options sessions;                // KV-cache sessions: the --kv_* flags
 
   // The per-request limits of Attend calls these options set.
   AttendLimits Limits() const {
@@ -71,13 +73,14 @@ class AttentionServer {
  private:
   explicit AttentionServer(const ServerOptions& options);
   // What /metrics samples at scrape time.
-  ScrapeGauges Gauges() const;
+  ScrapeGauges Gauges();
 
   const ServerOptions options_;
   Executor executor_;
   AttentionEngine engine_;
   MultiHeadAttention layer_;
   WeightRegistry registry_;
+  SessionStore sessions_;
   AttentionService service_;
   std::unique_ptr<AuthTokens> auth_;
   std::unique_ptr<grpc::Server> server_;

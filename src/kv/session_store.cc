@@ -230,7 +230,7 @@ absl::StatusOr<SessionInfo> SessionStore::Truncate(const std::string& id, int64_
     std::lock_guard lock((*session)->mu);
     for (size_t l = 0; l < (*session)->layers.size(); ++l) {
       const KvLayerCache& layer = (*session)->layers[l];
-      if (tokens < layer.tokens() && tokens < layer.first_position()) {
+      if (tokens > 0 && tokens < layer.tokens() && tokens < layer.first_position()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "layer ", l, " no longer holds positions < ", layer.first_position(),
             " (dropped under its sliding window): cannot truncate to ", tokens));

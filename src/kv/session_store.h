@@ -100,7 +100,8 @@ class SessionStore {
   // `id`. INVALID_ARGUMENT when tokens exceeds a layer's positions.
   absl::StatusOr<SessionInfo> Fork(const std::string& id, std::optional<int64_t> tokens,
                                    const std::string& owner);
-  // Drops the positions >= tokens of every layer of `id`.
+  // Drops the positions >= tokens of every layer of `id`. FAILED_PRECONDITION when a layer no
+  // longer holds positions just below `tokens` (dropped under a sliding window; 0 always works).
   absl::StatusOr<SessionInfo> Truncate(const std::string& id, int64_t tokens,
                                        const std::string& owner);
 

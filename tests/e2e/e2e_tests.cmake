@@ -18,7 +18,7 @@ add_custom_target(e2e_python_stubs ALL DEPENDS ${REFLECTION_PY} python_stubs)
 foreach(suite test_cli test_python_client test_server_process test_multi_head test_http_gateway
               test_readme
               test_heatmap test_ghz_configs test_observability_configs test_tls_auth
-              test_hostile_input test_drain)
+              test_hostile_input test_drain test_sessions)
   add_test(NAME e2e.${suite}
            COMMAND ${SYSTEM_PYTHON} -m unittest -v ${suite}
            WORKING_DIRECTORY ${E2E_DIR})
@@ -33,6 +33,13 @@ add_test(NAME e2e.soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/soak.sh 30)
 set_tests_properties(e2e.soak PROPERTIES
   ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
   LABELS soak TIMEOUT 180 RUN_SERIAL TRUE)
+
+# The session soak (scripts/session_soak.sh): a minute of sessions opened, stepped, forked,
+# truncated, evicted and closed; every page back in the pool at the end.
+add_test(NAME e2e.session_soak COMMAND ${PROJECT_SOURCE_DIR}/scripts/session_soak.sh 60)
+set_tests_properties(e2e.session_soak PROPERTIES
+  ENVIRONMENT "ATTN_BUILD_DIR=${PROJECT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1"
+  LABELS soak TIMEOUT 300 RUN_SERIAL TRUE)
 
 # engine-load, the in-process peer of `attn-client bench` (which test_cli covers).
 add_test(NAME bench.engine_load COMMAND ${SYSTEM_PYTHON} -m unittest -v test_engine_load

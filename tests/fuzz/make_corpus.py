@@ -81,9 +81,37 @@ multi_head = {
     "mha_bad_d_model": pb.MultiHeadAttendRequest(input=values([1, 2, 7]), weights_name="w"),
 }
 
+# Session ids "a", "b", "c" name the fuzzer's sessions: (2 layers, 4/2 heads, D 4, f32),
+# (1 layer, 2 heads, D 4, Dv 6, bf16), (1 layer, 1 head, D 8, max_tokens 40).
+def step(session, layer, n, heads, kv_heads, dim, value_dim=None, **kwargs):
+    return pb.SessionAttendRequest(
+        session_id=session, layer=layer, query=values([heads, n, dim]),
+        key=data([kv_heads, n, dim]), value=data([kv_heads, n, value_dim or dim]), **kwargs)
+
+
+sessions = {
+    "session_prefill_maps": (2, step("a", 1, 70, 4, 2, 4,
+                                     attention_maps=pb.ATTENTION_MAPS_PROBABILITIES_AND_SCORES)),
+    "session_bf16_window": (2, step("b", 0, 9, 2, 2, 4, 6, window_tokens=3,
+                                    compute_dtype=pb.DATA_TYPE_BFLOAT16)),
+    "session_past_max_tokens": (2, step("c", 0, 41, 1, 1, 8)),
+    "session_unknown": (2, step("zz", 0, 1, 4, 2, 4)),
+    "session_batch": (3, pb.SessionAttendBatchRequest(steps=[
+        step("a", 0, 1, 4, 2, 4), step("b", 0, 1, 2, 2, 4, 6), step("c", 0, 2, 1, 1, 8)])),
+    "session_batch_twice": (3, pb.SessionAttendBatchRequest(steps=[
+        step("a", 0, 1, 4, 2, 4), step("a", 1, 1, 4, 2, 4)])),
+    "session_create": (4, pb.CreateSessionRequest(num_layers=3, num_heads=8, num_kv_heads=2,
+                                                  head_dim=16, kv_dtype=pb.DATA_TYPE_BFLOAT16)),
+    "session_fork": (5, pb.ForkSessionRequest(session_id="a", tokens=0)),
+    "session_truncate": (6, pb.TruncateSessionRequest(session_id="c", tokens=-3)),
+}
+
 out = os.path.join(here, "corpus")
 os.makedirs(out, exist_ok=True)
 for selector, requests in ((0, attend), (1, multi_head)):
     for name, request in requests.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(bytes([selector]) + request.SerializeToString())
+for name, (selector, request) in sessions.items():
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(bytes([selector]) + request.SerializeToString())

@@ -4,11 +4,12 @@ from .errors import (AttnServeError, CancelledError, DeadlineExceededError, Inva
                      NotFoundError, PermissionDeniedError, ResourceExhaustedError,
                      UnauthenticatedError, UnavailableError, UnimplementedError)
 from .plot import plot_attention
+from .session import Session, StepResult
 from .tensors import from_bf16_bits, to_bf16_bits
 from .weights import AddNorm, Weights
 
 __all__ = ["AttendResult", "AttentionClient", "AttnServeError", "CancelledError",
            "DeadlineExceededError", "InvalidArgumentError", "NotFoundError",
-           "PermissionDeniedError", "ResourceExhaustedError", "UnauthenticatedError",
+           "PermissionDeniedError", "ResourceExhaustedError", "Session", "StepResult", "UnauthenticatedError",
            "UnavailableError", "UnimplementedError", "from_bf16_bits", "plot_attention",
            "to_bf16_bits", "AddNorm", "Weights"]

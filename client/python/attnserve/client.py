@@ -8,6 +8,7 @@ import numpy as np
 from ._proto import health_pb, pb
 from .errors import from_rpc_error
 from .options import build_mask, maps_enum
+from .session import Session, step_request, step_result
 from .tensors import decode, dtype_enum, encode
 
 _SERVICE = "/attention.v1.AttentionService/"
@@ -94,6 +95,31 @@ class AttentionClient:
         if scale is not None:
             request.scale = scale
         return _result(self._call(_SERVICE + "Attend", request, pb.AttendResponse, timeout_s))
+
+    def session(self, num_layers, num_heads, head_dim, *, num_kv_heads=0, value_dim=0,
+                kv_dtype="float32", max_tokens=0, idle_timeout_s=0, timeout_s=None):
+        """Opens a KV-cache session (a Session; use it as a context manager). 0 = defaults:
+        num_kv_heads = num_heads, value_dim = head_dim, the server's max_tokens and timeout."""
+        request = pb.CreateSessionRequest(
+            num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
+            head_dim=head_dim, value_dim=value_dim, kv_dtype=dtype_enum(kv_dtype),
+            max_tokens=max_tokens, idle_timeout_s=idle_timeout_s)
+        return Session(self, self._call(_SERVICE + "CreateSession", request, pb.Session,
+                                        timeout_s))
+
+    def sessions(self, timeout_s=None):
+        """The Session messages of the sessions this caller owns."""
+        return list(self._call(_SERVICE + "ListSessions", pb.ListSessionsRequest(),
+                               pb.ListSessionsResponse, timeout_s).sessions)
+
+    def step_batch(self, steps, timeout_s=None):
+        """One step of several sessions in one call, all or nothing: `steps` are tuples
+        (session, layer, query, key, value[, options dict]); returns their StepResults."""
+        request = pb.SessionAttendBatchRequest(steps=[
+            step_request(s[0].id, *s[1:5], **(s[5] if len(s) > 5 else {})) for s in steps])
+        response = self._call(_SERVICE + "SessionAttendBatch", request,
+                              pb.SessionAttendBatchResponse, timeout_s)
+        return [step_result(r) for r in response.results]
 
     def multi_head_attend(self, input, weights=None, *, weights_name=None, context=None,
                           causal=None, key_lengths=None, allowed=None, bias=None, scale=None,

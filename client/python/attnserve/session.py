@@ -1,0 +1,102 @@
+"""Session: a KV-cache session held by attnserve (docs/sessions.md).
+
+The server keeps each layer's keys and values; a step sends only its new tokens' query, key and
+value ([H, n, D], [Hkv, n, D], [Hkv, n, Dv]) and gets the output [H, n, Dv] of those rows
+attending to every cached position up to their own.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ._proto import pb
+from .errors import NotFoundError
+from .options import maps_enum
+from .tensors import decode, dtype_enum, encode
+
+_SERVICE = "/attention.v1.AttentionService/"
+
+
+@dataclass
+class StepResult:
+    """output [H, n, Dv]; maps [H, n, K] over positions first_position .. first_position+K-1."""
+    output: np.ndarray
+    attention: Optional[np.ndarray]
+    scores: Optional[np.ndarray]
+    position: int        # of the step's first token
+    first_position: int  # the first position the layer still holds (a window drops pages)
+
+
+def step_request(session_id, layer, query, key, value, *, maps=None, window_tokens=0,
+                 scale=None, compute_dtype="float32", output_dtype="float32", kv_dtype=None):
+    """A SessionAttendRequest; kv_dtype: how key and value travel (default float32)."""
+    request = pb.SessionAttendRequest(
+        session_id=session_id, layer=layer, query=encode(query), key=encode(key, kv_dtype),
+        value=encode(value, kv_dtype), attention_maps=maps_enum(maps),
+        compute_dtype=dtype_enum(compute_dtype), output_dtype=dtype_enum(output_dtype),
+        window_tokens=window_tokens)
+    if scale is not None:
+        request.scale = scale
+    return request
+
+
+def step_result(response):
+    return StepResult(
+        output=decode(response.output),
+        attention=decode(response.attention) if response.HasField("attention") else None,
+        scores=decode(response.scores) if response.HasField("scores") else None,
+        position=response.position, first_position=response.first_position)
+
+
+class Session:
+    """One sequence whose KV cache the server holds. A context manager: closed on exit."""
+
+    def __init__(self, client, info):
+        self._client = client
+        self.info = info  # the Session message as last seen
+
+    @property
+    def id(self):
+        return self.info.session_id
+
+    def step(self, layer, query, key, value, **options):
+        """Appends key/value at the next positions of `layer`, attends query (lower-right
+        causal). Options: maps ('probabilities', 'scores', 'both' or None), window_tokens,
+        scale, compute_dtype, output_dtype, kv_dtype, timeout_s."""
+        timeout_s = options.pop("timeout_s", None)
+        request = step_request(self.id, layer, query, key, value, **options)
+        return step_result(self._client._call(_SERVICE + "SessionAttend", request,
+                                              pb.SessionAttendResponse, timeout_s))
+
+    def fork(self, tokens=None):
+        """A new session sharing this one's first `tokens` positions (all when None)."""
+        request = pb.ForkSessionRequest(session_id=self.id)
+        if tokens is not None:
+            request.tokens = tokens
+        return Session(self._client,
+                       self._client._call(_SERVICE + "ForkSession", request, pb.Session, None))
+
+    def truncate(self, tokens):
+        """Drops positions >= tokens of every layer."""
+        self.info = self._client._call(
+            _SERVICE + "TruncateSession",
+            pb.TruncateSessionRequest(session_id=self.id, tokens=tokens), pb.Session, None)
+        return self.info
+
+    def refresh(self):
+        self.info = self._client._call(_SERVICE + "GetSession",
+                                       pb.GetSessionRequest(session_id=self.id), pb.Session, None)
+        return self.info
+
+    def close(self):
+        self._client._call(_SERVICE + "CloseSession", pb.CloseSessionRequest(session_id=self.id),
+                           pb.CloseSessionResponse, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.close()
+        except NotFoundError:  # already gone (expired, evicted or closed)
+            pass

@@ -1,0 +1,147 @@
+"""End-to-end: KV-cache sessions on the real attnserve, from Python.
+
+- docs/sessions.md's example runs as written (its address pointed at this test's server):
+  prefill 1,000 tokens and decode 100, each step checked against stateless Attend (max
+  difference printed and checked <= 1e-5);
+- the Python client's sessions: fork, truncate, a batch of steps, maps and a sliding window,
+  each against client.attend over the same keys and values;
+- an idle session expires (--kv_idle_timeout_s) and says so; the pool and sessions show in
+  /metrics and are back to zero once closed;
+- bad --kv_* flags stop the server with exit code 2 and a message.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+import numpy as np
+
+from attnserve_process import SERVER, AttnServe
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "client", "python"))
+from attnserve import AttentionClient, NotFoundError  # noqa: E402
+
+
+def metric(port, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return float(re.search(rf"^{re.escape(name)} (\S+)$", reply.read().decode(),
+                               re.M).group(1))
+
+
+class SessionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = AttnServe("--kv_page_tokens=64")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+        cls.server.__exit__(None, None, None)
+
+    def test_docs_example_runs(self):
+        with open(os.path.join(ROOT, "docs", "sessions.md")) as f:
+            (code,) = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+        self.assertIn('"127.0.0.1:50051"', code)
+        code = code.replace('"127.0.0.1:50051"', f'"{self.server.address}"')
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        match = re.search(r"(\d+) tokens cached, (\d+) bytes per decode step sent; "
+                          r"worst difference ([0-9.e+-]+)", result.stdout)
+        self.assertIsNotNone(match, result.stdout)
+        self.assertEqual(int(match.group(1)), 1100)
+        self.assertLess(int(match.group(2)), 8 * 64 * 4 + 2 * 2 * 64 * 4 + 200)
+        self.assertLessEqual(float(match.group(3)), 1e-5)
+
+    def test_client_fork_truncate_batch_window(self):
+        rng = np.random.default_rng(5)
+        heads, kv_heads, dim = 4, 2, 32
+
+        def tokens(n):
+            return (rng.standard_normal((heads, n, dim), np.float32),
+                    rng.standard_normal((kv_heads, n, dim), np.float32),
+                    rng.standard_normal((kv_heads, n, dim), np.float32))
+
+        def stateless(client, q, keys, values, **options):
+            return client.attend(q[None], keys[None], values[None], causal="lower_right",
+                                 **options)
+
+        with AttentionClient(self.server.address) as client:
+            with client.session(1, heads, dim, num_kv_heads=kv_heads) as a:
+                q, k, v = tokens(150)
+                step = a.step(0, q, k, v, maps="probabilities")
+                keys, values = k, v
+                want = stateless(client, q, keys, values)
+                np.testing.assert_allclose(step.output, want.output[0], atol=1e-5)
+                np.testing.assert_allclose(step.attention, want.attention[0], atol=1e-5)
+                with a.fork(100) as b:
+                    self.assertEqual(list(b.info.layer_tokens), [100])
+                    q, k, v = tokens(1)
+                    step = b.step(0, q, k, v)
+                    want = stateless(client, q, np.concatenate([keys[:, :100], k], 1),
+                                     np.concatenate([values[:, :100], v], 1), maps=None)
+                    np.testing.assert_allclose(step.output, want.output[0], atol=1e-5)
+                    self.assertEqual(step.position, 100)
+                    # a batch: one step of each
+                    qa, ka, va = tokens(1)
+                    qb, kb, vb = tokens(1)
+                    results = client.step_batch([(a, 0, qa, ka, va), (b, 0, qb, kb, vb)])
+                    keys = np.concatenate([keys, ka], 1)
+                    values = np.concatenate([values, va], 1)
+                    want = stateless(client, qa, keys, values, maps=None)
+                    np.testing.assert_allclose(results[0].output, want.output[0], atol=1e-5)
+                    self.assertEqual([r.position for r in results], [150, 101])
+                    self.assertEqual(len(client.sessions()), 2)
+                a.truncate(120)
+                keys, values = keys[:, :120], values[:, :120]
+                # a sliding window of 50: each row sees its last 50 positions
+                q, k, v = tokens(3)
+                step = a.step(0, q, k, v, window_tokens=50, maps="probabilities")
+                keys = np.concatenate([keys, k], 1)
+                values = np.concatenate([values, v], 1)
+                t = keys.shape[1]
+                bias = np.zeros((3, t), np.float32)
+                for i in range(3):
+                    bias[i, : t - 3 + i - 50 + 1] = -np.inf
+                want = stateless(client, q, keys, values, bias=bias[None, None])
+                np.testing.assert_allclose(step.output, want.output[0], atol=1e-5)
+                held = step.attention.shape[2]
+                self.assertEqual(step.first_position, t - held)
+                np.testing.assert_allclose(step.attention, want.attention[0][:, :, t - held:],
+                                           atol=1e-5)
+            self.assertEqual(client.sessions(), [])
+
+    def test_idle_session_expires_and_metrics_show_the_pool(self):
+        with AttnServe("--kv_idle_timeout_s=1") as server:
+            with AttentionClient(server.address) as client:
+                session = client.session(2, 2, 16)
+                q = np.ones((2, 70, 16), np.float32)
+                session.step(1, q, q, q)
+                self.assertEqual(metric(server.http_port, "attnserve_kv_sessions"), 1)
+                self.assertEqual(metric(server.http_port, "attnserve_kv_pool_used_bytes"),
+                                 2 * 2 * 128 * 16 * 4)  # one 128-position page of K and V
+                time.sleep(2.5)
+                with self.assertRaises(NotFoundError) as caught:
+                    session.step(1, q[:, :1], q[:, :1], q[:, :1])
+                self.assertIn("expired after 1 s idle", str(caught.exception))
+                self.assertEqual(metric(server.http_port, "attnserve_kv_pool_used_bytes"), 0)
+                self.assertEqual(metric(server.http_port,
+                                        'attnserve_kv_sessions_dropped_total{reason="expired"}'),
+                                 1)
+
+    def test_bad_flags_stop_the_server(self):
+        for flag, message in [("--kv_evict=sometimes", 'use lru or none'),
+                              ("--kv_page_tokens=100", "a multiple of 64"),
+                              ("--kv_idle_timeout_s=0", "--kv_idle_timeout_s in [1, 86400]")]:
+            result = subprocess.run([SERVER, "--address=127.0.0.1:0", flag], capture_output=True,
+                                    text=True, timeout=30)
+            self.assertEqual(result.returncode, 2, flag)
+            self.assertIn(message, result.stdout + result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
