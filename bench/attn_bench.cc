@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/memory_streams.h"
 #include "dnnl.hpp"
 #include "src/engine/attention_engine.h"
 #include "src/engine/attention_types.h"
@@ -60,6 +61,8 @@ int64_t g_key_tile = 0;  // 0 = the engine's default
 double g_f32_peak_gflops = 0;   // best of 6 gemm/f32/2048 runs at start-up
 double g_bf16_peak_gflops = 0;  // best of 6 gemm/bf16/2048 runs at start-up
 double g_read_gbs = 0;         // best of 4 memory/read runs at start-up
+// Bytes of each memory/* array.
+constexpr int64_t kStreamBytes = int64_t{256} << 20;
 
 const dnnl::engine& CpuEngine() {
   static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -106,48 +109,6 @@ class Gemm {
   dnnl::matmul matmul_;
 };
 
-// Large arrays in DRAM (far beyond any cache), first touched by the threads that stream them.
-class Streams {
- public:
-  static constexpr int64_t kBytesPerArray = int64_t{256} << 20;
-  static constexpr int64_t kFloats = kBytesPerArray / sizeof(float);
-
-  Streams() : a_(new float[kFloats]), b_(new float[kFloats]), c_(new float[kFloats]) {
-#pragma omp parallel for schedule(static) num_threads(g_threads)
-    for (int64_t i = 0; i < kFloats; ++i) {
-      a_[i] = 0;
-      b_[i] = 1;
-      c_[i] = 2;
-    }
-  }
-
-  // x ^= w over the 64-bit words of one array: bytes = kBytesPerArray (read only, as decode
-  // reads K and V).
-  uint64_t Read() const {
-    const auto* words = reinterpret_cast<const uint64_t*>(b_.get());
-    const int64_t n = kBytesPerArray / sizeof(uint64_t);
-    uint64_t x = 0;
-#pragma omp parallel for simd schedule(static) reduction(^ : x) num_threads(g_threads)
-    for (int64_t i = 0; i < n; ++i) x ^= words[i];
-    return x;
-  }
-
-  // a[i] = b[i] + s * c[i] (STREAM triad): bytes = 3 * kBytesPerArray (two reads, one write;
-  // the write-allocate read is not counted, as in STREAM).
-  void Triad(float s) {
-    float* a = a_.get();
-    const float* b = b_.get();
-    const float* c = c_.get();
-#pragma omp parallel for simd schedule(static) num_threads(g_threads)
-    for (int64_t i = 0; i < kFloats; ++i) a[i] = b[i] + s * c[i];
-  }
-
-  float first() const { return a_[0]; }
-
- private:
-  std::unique_ptr<float[]> a_, b_, c_;
-};
-
 // Runs the benchmark loop and returns its wall seconds (the real time Google Benchmark reports).
 // Counters are set from it as plain numbers: rate counters would print percentages as "%/s".
 template <typename F>
@@ -178,20 +139,20 @@ void BM_Gemm(benchmark::State& state, dt in) {
 }
 
 void BM_MemoryRead(benchmark::State& state) {
-  Streams s;
+  attn::bench::MemoryStreams s(kStreamBytes, g_threads);
   const double seconds = TimedLoop(state, [&] { benchmark::DoNotOptimize(s.Read()); });
   // GB/s = kBytesPerArray * iterations / seconds
-  state.counters["GB/s"] = Streams::kBytesPerArray * 1e-9 * state.iterations() / seconds;
+  state.counters["GB/s"] = kStreamBytes * 1e-9 * state.iterations() / seconds;
 }
 
 void BM_MemoryTriad(benchmark::State& state) {
-  Streams s;
+  attn::bench::MemoryStreams s(kStreamBytes, g_threads);
   const double seconds = TimedLoop(state, [&] {
     s.Triad(3.0f);
     benchmark::DoNotOptimize(s.first());
   });
   // GB/s = 3 * kBytesPerArray * iterations / seconds
-  state.counters["GB/s"] = 3 * Streams::kBytesPerArray * 1e-9 * state.iterations() / seconds;
+  state.counters["GB/s"] = 3 * kStreamBytes * 1e-9 * state.iterations() / seconds;
 }
 
 struct AttnCase {
@@ -507,8 +468,8 @@ int main(int argc, char** argv) {
       Gemm gemm_bf16(2048, dt::bf16);
       g_bf16_peak_gflops = gemm_bf16.flops() * 1e-9 / BestSeconds(6, [&] { gemm_bf16.Run(); });
     }
-    Streams streams;
-    g_read_gbs = Streams::kBytesPerArray * 1e-9 /
+    attn::bench::MemoryStreams streams(kStreamBytes, g_threads);
+    g_read_gbs = kStreamBytes * 1e-9 /
                  BestSeconds(4, [&] { benchmark::DoNotOptimize(streams.Read()); });
   }
   benchmark::AddCustomContext("threads", std::to_string(g_threads));

@@ -292,7 +292,8 @@ TEST_F(SessionServiceTest, HostileStepsAreRefusedAndChangeNothing) {
   bad.push_back({wrong_dim, grpc::StatusCode::INVALID_ARGUMENT,
                  "key.shape must be [num_kv_heads = 2, n = 1, head_dim = 32]; got [2,1,16]"});
   pb::SessionAttendRequest zero = MakeStep(s, 0, 1);
-  *zero.mutable_query() = FloatTensorOf({4, 0, 32}, {});
+  zero.mutable_query()->clear_data();
+  zero.mutable_query()->set_shape(1, 0);  // [4, 0, 32], no elements
   bad.push_back({zero, grpc::StatusCode::INVALID_ARGUMENT,
                  "query.shape must be [num_heads = 4, n >= 1, head_dim = 32]; got [4,0,32]"});
   pb::SessionAttendRequest n_mismatch = MakeStep(s, 0, 2);

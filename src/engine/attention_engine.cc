@@ -125,14 +125,14 @@ absl::Status AttentionEngine::RunPaged(const AttentionInputs& inputs,
         absl::StrCat("page_tokens must be a positive multiple of ", kKeyBlock, "; got ",
                      pages.page_tokens));
   }
-  // A tile is a page. bf16 pages are read as bf16 by native bf16 matmuls when bf16 is asked
-  // for, else widened a page at a time; the query is f32 (rounded by the pieces for bf16).
-  in.bf16_compute = inputs.bf16_compute && pages.bf16 && bf16_matmuls_ == Bf16Matmuls::kNative;
+  // A tile is a page, computed by the page product kernels (page_products.h) in f32 -- bf16
+  // pages read as bf16 -- whatever the compute dtype asked (as units of few rows of f32 inputs
+  // are: bound by memory bandwidth, they gain nothing from bf16 arithmetic).
+  in.bf16_compute = false;
   in.bf16_in_f32 = false;
   in.query_bf16 = in.key_bf16 = in.value_bf16 = nullptr;
   PreparedOperands prepared;
   prepared.keys_transposed = false;
-  prepared.widen_tiles = pages.bf16 && !in.bf16_compute;
   prepared.tile_keys = std::min(pages.page_tokens, inputs.dims.kv_len);
   return RunPieces(in, outputs, layout, prepared, cache_, engine_, stop);
 }

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "src/engine/kernels/online_softmax.h"
+#include "src/engine/kernels/page_products.h"
 #include "src/engine/kernels/stream_store.h"
 #include "src/engine/mask_tile.h"
 #include "src/runtime/bound_primitive.h"
@@ -62,6 +63,7 @@ class PieceRunner {
         mask_by_row_keys_(in.mask.allowed == nullptr && in.mask.bias == nullptr &&
                           out.scores == nullptr),
         softmax_(BestOnlineSoftmaxKernels()),
+        page_(BestPageProductKernels()),
         copy_query_rows_(prepared.keys_transposed &&
                          ((prepared.key_t_blocked && layout.q.row != in.dims.head_dim) ||
                           in.bf16_in_f32)),
@@ -93,7 +95,7 @@ class PieceRunner {
       key_tile_f32_.resize(width * d.head_dim);
       value_tile_f32_.resize(width * d.value_dim);
     }
-    if (!prepared.keys_transposed) {
+    if (!prepared.keys_transposed && in.pages == nullptr) {
       scores_t_.resize(rows * width);
       if (in.bf16_compute) {
         query_t_bf16_.resize(rows * d.head_dim);
@@ -141,16 +143,15 @@ class PieceRunner {
     } else if (bf16 && prepared_.keys_transposed) {
       query_bf16 = prepared_.query.get() + q_at;
       value_bf16 = prepared_.value.get() + v_at;
-    } else if (bf16 && !paged) {  // bf16 inputs read as they are
+    } else if (bf16) {  // bf16 inputs read as they are
       query_bf16 = in_.query_bf16 + q_at;
       value_bf16 = in_.value_bf16 + v_at;
     }
-    // (Paged: Q is f32, K and V come a page per tile.)
-    const void* q = paged || !(bf16 || prepared_.widen_tiles)
-                        ? (copy_query_rows_ ? CopyQueryRows(in_.query + q_at, piece.rows)
-                                            : static_cast<const void*>(in_.query + q_at))
-                    : bf16 ? static_cast<const void*>(query_bf16)
-                           : static_cast<const void*>(in_.query_bf16 + q_at);
+    // (Paged: Q is f32, read in place; K and V come a page per tile.)
+    const void* q = bf16                     ? static_cast<const void*>(query_bf16)
+                    : prepared_.widen_tiles ? static_cast<const void*>(in_.query_bf16 + q_at)
+                    : copy_query_rows_      ? CopyQueryRows(in_.query + q_at, piece.rows)
+                                            : in_.query + q_at;
     const Operands ops = {
         .q = q,
         .k = paged ? nullptr : KeysOf(piece),
@@ -159,7 +160,7 @@ class PieceRunner {
         .first_page = paged ? (piece.batch * d.kv_heads + piece.kv_head) *
                                   in_.pages->pages_per_head
                             : 0};
-    if (!prepared_.keys_transposed) TransposeQuery(ops.q, piece.rows);
+    if (!prepared_.keys_transposed && !paged) TransposeQuery(ops.q, piece.rows);
     RunTiles(piece, ops);
   }
 
@@ -214,12 +215,10 @@ class PieceRunner {
   // query_t_ (bf16: query_t_bf16_) = Q^T [D, m] of the piece's m query rows (K not
   // transposed), widened from bf16 with widen_tiles.
   void TransposeQuery(const void* q, int64_t m) {
-    if (in_.bf16_compute && in_.pages != nullptr) {
-      TransposeRows(static_cast<const float*>(q), m, query_t_bf16_.data(), FloatToBFloat16);
-    } else if (in_.bf16_compute) {
+    if (in_.bf16_compute) {
       TransposeRows(static_cast<const uint16_t*>(q), m, query_t_bf16_.data(),
                     [](uint16_t x) { return x; });
-    } else if (prepared_.widen_tiles && in_.pages == nullptr) {
+    } else if (prepared_.widen_tiles) {
       TransposeRows(static_cast<const uint16_t*>(q), m, query_t_.data(), BFloat16ToFloat);
     } else {
       TransposeRows(static_cast<const float*>(q), m, query_t_.data(), [](float x) { return x; });
@@ -403,6 +402,10 @@ class PieceRunner {
   // seen as K^T when K^T is not blocked.
   void ComputeScores(const Operands& ops, int64_t m, int64_t first_key, int64_t keys, bool masked,
                      float* scores) {
+    if (in_.pages != nullptr) {
+      ComputeScoresOfPage(ops, m, first_key, keys, masked, scores);
+      return;
+    }
     if (!prepared_.keys_transposed) {
       ComputeScoresKeyMajor(ops, m, first_key, keys, masked, scores);
       return;
@@ -467,8 +470,7 @@ class PieceRunner {
                              bool masked, float* scores) {
     const AttentionDims& d = in_.dims;
     const bool widen = prepared_.widen_tiles;
-    const bool paged = in_.pages != nullptr;
-    const int64_t k_row = widen || paged ? d.head_dim : layout_.k.row;
+    const int64_t k_row = widen ? d.head_dim : layout_.k.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     BoundPrimitive& kq = Bound(Op::kKq, m, keys, false, 0, [&] {
       const memory::desc k_md({keys, d.head_dim}, operand_type, memory::dims{k_row, 1});
@@ -489,15 +491,9 @@ class PieceRunner {
     });
     const void* query_t = in_.bf16_compute ? static_cast<const void*>(query_t_bf16_.data())
                                            : query_t_.data();
-    const void* k =
-        paged && widen ? static_cast<const void*>(WidenTile(PageOf(ops, first_key, false), 0,
-                                                            keys, d.head_dim, d.head_dim,
-                                                            key_tile_f32_))
-        : paged        ? PageOf(ops, first_key, false)
-        : widen        ? WidenTile(ops.k, first_key, keys, d.head_dim, layout_.k.row,
-                                   key_tile_f32_)
-                       : static_cast<const void*>(static_cast<const char*>(ops.k) +
-                                                  OperandBytes(first_key * k_row));
+    const void* k = widen ? static_cast<const void*>(WidenTile(ops.k, first_key, keys, d.head_dim,
+                                                               layout_.k.row, key_tile_f32_))
+                          : static_cast<const char*>(ops.k) + OperandBytes(first_key * k_row);
     kq.Run(stream_,
            {{DNNL_ARG_SRC, k}, {DNNL_ARG_WEIGHTS, query_t}, {DNNL_ARG_DST, scores_t_.data()}});
     for (int64_t r = 0; r < m; ++r) {
@@ -510,6 +506,17 @@ class PieceRunner {
     }
   }
 
+  // ComputeScores for paged keys: the page holding first_key (a tile is a page), by the page
+  // product kernel (page_products.h), plus the mask tile.
+  void ComputeScoresOfPage(const Operands& ops, int64_t m, int64_t first_key, int64_t keys,
+                           bool masked, float* scores) {
+    page_.scores(static_cast<const float*>(ops.q), layout_.q.row, m,
+                 PageOf(ops, first_key, false), in_.pages->bf16, keys, in_.dims.head_dim,
+                 in_.scale, scores);
+    if (!masked) return;
+    for (int64_t e = 0; e < m * keys; ++e) scores[e] += tile_[e];
+  }
+
   // o[m x Dv] (row stride o_stride) = P V, or += P V when accumulating, for P [m x keys]
   // (rows p_stride apart; bf16 when computing in bf16) and V's rows [first_key, first_key +
   // keys).
@@ -517,9 +524,13 @@ class PieceRunner {
                         int64_t first_key, int64_t keys, float* o, int64_t o_stride,
                         bool accumulate) {
     const AttentionDims& d = in_.dims;
+    if (in_.pages != nullptr) {
+      page_.values(static_cast<const float*>(p), p_stride, m, PageOf(ops, first_key, true),
+                   in_.pages->bf16, keys, d.value_dim, o, o_stride, accumulate);
+      return;
+    }
     const bool widen = prepared_.widen_tiles;
-    const bool paged = in_.pages != nullptr;
-    const int64_t v_row = widen || paged ? d.value_dim : layout_.v.row;
+    const int64_t v_row = widen ? d.value_dim : layout_.v.row;
     const dt operand_type = in_.bf16_compute ? dt::bf16 : dt::f32;
     // o_stride is the output's row stride or Dv (the accumulator): fixed per accumulate.
     BoundPrimitive& pv = Bound(Op::kPv, m, keys, accumulate, p_stride, [&] {
@@ -543,15 +554,10 @@ class PieceRunner {
       return Bind(primitive,
                   {{DNNL_ARG_SRC, p_md}, {DNNL_ARG_WEIGHTS, v_md}, {DNNL_ARG_DST, o_md}});
     });
-    const void* v =
-        paged && widen ? static_cast<const void*>(WidenTile(PageOf(ops, first_key, true), 0,
-                                                            keys, d.value_dim, d.value_dim,
-                                                            value_tile_f32_))
-        : paged        ? PageOf(ops, first_key, true)
-        : widen        ? WidenTile(ops.v, first_key, keys, d.value_dim, layout_.v.row,
-                                   value_tile_f32_)
-                       : static_cast<const void*>(static_cast<const char*>(ops.v) +
-                                                  OperandBytes(first_key * v_row));
+    const void* v = widen ? static_cast<const void*>(WidenTile(ops.v, first_key, keys,
+                                                               d.value_dim, layout_.v.row,
+                                                               value_tile_f32_))
+                          : static_cast<const char*>(ops.v) + OperandBytes(first_key * v_row);
     pv.Run(stream_, {{DNNL_ARG_SRC, p}, {DNNL_ARG_WEIGHTS, v}, {DNNL_ARG_DST, o}});
   }
 
@@ -582,6 +588,7 @@ class PieceRunner {
   // no `allowed` or `bias`, and no scores map to show -inf where forbidden.
   const bool mask_by_row_keys_;
   const OnlineSoftmaxKernels softmax_;
+  const PageProductKernels page_;  // paged K and V
   // Q's rows are strided and read by the Q K^T matmul from a blocked K^T, or are rounded to
   // bf16 (bf16_in_f32): a piece's rows are copied dense first.
   const bool copy_query_rows_;
