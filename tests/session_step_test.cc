@@ -447,5 +447,27 @@ TEST_F(SessionStepTest, ConcurrentSessionsEqualStateless) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// The engine reads pages only in units of few rows, and pages of whole 64-key blocks.
+TEST_F(SessionStepTest, EngineRefusesPagedInputsItCannotRead) {
+  std::vector<float> page(128 * 16, 0.0f), query(33 * 16, 0.0f), output(33 * 16);
+  const void* table[] = {page.data()};
+  KvPages pages{.page_tokens = 128, .pages_per_head = 1, .key_pages = table, .value_pages = table};
+  AttentionInputs in;
+  in.dims = {.batch = 1, .heads = 33, .kv_heads = 1, .q_len = 1, .kv_len = 100, .head_dim = 16,
+             .value_dim = 16};
+  in.query = query.data();
+  in.pages = &pages;
+  absl::Status status = engine_.Run(in, {.output = output.data()});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "paged keys and values are read by units of at most 32 query rows; got 33");
+  in.dims.heads = 32;
+  pages.page_tokens = 100;
+  status = engine_.Run(in, {.output = output.data()});
+  EXPECT_EQ(status.message(), "page_tokens must be a positive multiple of 64; got 100");
+  pages.page_tokens = 128;
+  EXPECT_TRUE(engine_.Run(in, {.output = output.data()}).ok());
+}
+
 }  // namespace
 }  // namespace attn

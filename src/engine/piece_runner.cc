@@ -330,7 +330,10 @@ class PieceRunner {
   // The keys computed from first_key (a multiple of the tile) for a piece that sees `keys`: up
   // to the tile, rounded up to whole blocks of kKeyBlock past the last key it sees (so a causal
   // block stops near the diagonal, with a few widths of primitive only), and never past Sk.
+  // Paged tiles end exactly at the last key seen (the page kernels take any width, and a
+  // session's page past its last position holds nothing to read).
   int64_t TileWidth(int64_t first_key, int64_t keys) const {
+    if (in_.pages != nullptr) return std::min(prepared_.tile_keys, keys - first_key);
     const int64_t needed = (keys - first_key + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
     return std::min({prepared_.tile_keys, needed, in_.dims.kv_len - first_key});
   }

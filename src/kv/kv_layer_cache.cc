@@ -72,8 +72,8 @@ int64_t KvLayerCache::Append(const KvRows& rows, KvPagePool& pool) {
       const int64_t position = tokens_ + done;
       const int64_t in_page = position % p;
       if (in_page == 0) {
-        // Zeroed: a batch of sessions reads up to 64 positions past a shorter one's last
-        // (masked), and 0 x garbage could be NaN.
+        // Zeroed, so that no uninitialised memory is ever visible (the engine reads only the
+        // positions held).
         for (Pages* pages : {&k_pages, &v_pages}) {
           pages->push_back(new_page(pages == &k_pages ? layout_.key_page_bytes()
                                                        : layout_.value_page_bytes()));
