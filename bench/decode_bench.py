@@ -26,7 +26,9 @@ BUILD = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
 
 def run_bench(*flags):
     result = subprocess.run([os.path.join(BUILD, "session-bench"), *flags], capture_output=True,
-                            text=True, check=True)
+                            text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"session-bench {' '.join(flags)} failed: {result.stderr}")
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
@@ -52,8 +54,7 @@ def engine_load_ms(seconds):
         [os.path.join(BUILD, "engine-load"), "--shape=1,32,1,4096,128", "--kv_heads=8",
          "--maps=none", "--causal=lower_right", "--concurrency=1", f"--duration={seconds}s",
          "--warmup=1s", "--json"], capture_output=True, text=True, check=True)
-    report = json.loads(result.stdout)
-    return 1e3 / report["requests_per_second"]
+    return json.loads(result.stdout)["mean_ms"]
 
 
 def main():
@@ -63,6 +64,7 @@ def main():
     parser.add_argument("--kv_dtypes", default="float32,bfloat16")
     parser.add_argument("--seconds", default="2")
     parser.add_argument("--page_tokens", default="128")
+    parser.add_argument("--json_out", help="also write every raw result here (JSON lines)")
     args = parser.parse_args()
     common = [f"--sessions={args.sessions}", f"--contexts={args.contexts}",
               f"--kv_dtypes={args.kv_dtypes}", f"--seconds={args.seconds}"]
@@ -75,6 +77,10 @@ def main():
             server.terminate()
             server.wait(timeout=30)
     baseline_ms = engine_load_ms(args.seconds)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            for result in engine + served + [{"engine_load_ms": baseline_ms}]:
+                f.write(json.dumps(result) + "\n")
     by_case = {(e["kv_dtype"], e["sessions"], e["context"]): e for e in engine}
     read_gbs = next((e["read_gbs"] for e in engine if "read_gbs" in e), 0)
     print(f"One decode step of one layer, (H, Hkv, D) = (32, 8, 128), pages of "

@@ -1,15 +1,16 @@
 // session-bench: decode steps of KV-cache sessions -- one layer, B sessions at context S --
 // measured in process or through a server, beside the machine's read bandwidth measured in the
-// same run (a 1 GiB array, far beyond the caches; best of 4).
+// same run (a 1 GiB array, beyond the caches; best of 4).
 //
 // --mode=engine: a SessionStore filled directly (K and V appended, no prefill computed), then
 // batches of B decode steps, each batch one ApplySteps -- one engine pass, as SessionAttendBatch
-// runs them -- on --threads OpenMP threads.
-// --mode=server --address=HOST:PORT: one session prefilled through SessionAttend (in chunks of
-// --prefill_chunk tokens) and, for B > 1, forked B - 1 times (the forks share its pages, as
-// sessions sharing a prompt do); then B client threads, each stepping its own session on its own
-// channel, in a closed loop. With --stateless, B = 1 also runs stateless Attend resending the
-// layer's K and V each step, where that fits --max_message_bytes.
+// runs them -- on --threads OpenMP threads (each batch's new position taken back, untimed).
+// --mode=server --address=HOST:PORT: one session per S prefilled through SessionAttend (in chunks
+// of --prefill_chunk tokens), used alone for B = 1 and forked B - 1 times beside itself for
+// B > 1 (the forks share its pages, as sessions sharing a prompt do); B client threads, each
+// stepping its own session on its own channel, S/16 steps each (16 to 200: each step adds a
+// position). With --stateless, B = 1 also runs stateless Attend resending the layer's K and V
+// each step, where that fits --max_message_bytes.
 // Prints one JSON line per case: steps/s, median step ms, bytes on the wire per step (request +
 // response), the K+V bytes read per second and their % of the read bandwidth.
 #include <omp.h>
@@ -53,7 +54,9 @@ ABSL_FLAG(int, kv_heads, 8, "KV heads Hkv");
 ABSL_FLAG(int, head_dim, 128, "D = Dv");
 ABSL_FLAG(int, page_tokens, 128, "positions per page (--mode=engine; a server has its own)");
 ABSL_FLAG(int, threads, 2, "OpenMP threads (--mode=engine) and for the bandwidth measurement");
-ABSL_FLAG(double, seconds, 2.0, "seconds of steps per case (at least 5 batches)");
+ABSL_FLAG(double, seconds, 2.0,
+          "seconds of batches per case, at least 5 (--mode=engine; through a server each "
+          "session takes S/16 steps, 16 to 200)");
 ABSL_FLAG(int64_t, max_kv_bytes, int64_t{9} << 30,
           "cases whose sessions would hold more K and V than this are skipped (--mode=engine)");
 ABSL_FLAG(int, prefill_chunk, 2048, "tokens per prefill step (--mode=server)");
@@ -173,8 +176,12 @@ void RunEngineCase(const Case& c, const Shape& shape, double read_gbs) {
       if (iteration == 0) kv_bytes += plan.keys * shape.KvBytesPerToken(c.bf16);
     }
     if (!attn::ApplySteps(planned, store, engine, {}).ok()) std::abort();
-    for (int64_t b = 0; b < c.sessions; ++b) leases[b]->mu.unlock();
     if (iteration > 0) seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    // Back to S positions (untimed), so that every batch sees the same context.
+    for (int64_t b = 0; b < c.sessions; ++b) {
+      leases[b]->layers[0].Truncate(c.context);
+      leases[b]->mu.unlock();
+    }
   }
   const double batch_s = Median(seconds);
   PrintJson("engine", c, c.sessions / batch_s, batch_s * 1e3, 0, kv_bytes * 1e-9 / batch_s,
@@ -203,8 +210,10 @@ pb::SessionAttendRequest StepRequest(const std::string& id, int64_t n, const Sha
                                      bool bf16, std::mt19937& rng) {
   pb::SessionAttendRequest request;
   request.set_session_id(id);
+  // A bf16 model's client sends q, k and v in bf16 and takes its output in bf16.
   *request.mutable_query() =
-      TensorOf({shape.heads, n, shape.dim}, Random(shape.heads * n * shape.dim, rng), false);
+      TensorOf({shape.heads, n, shape.dim}, Random(shape.heads * n * shape.dim, rng), bf16);
+  if (bf16) request.set_output_dtype(pb::DATA_TYPE_BFLOAT16);
   *request.mutable_key() = TensorOf({shape.kv_heads, n, shape.dim},
                                     Random(shape.kv_heads * n * shape.dim, rng), bf16);
   *request.mutable_value() = TensorOf({shape.kv_heads, n, shape.dim},
@@ -219,18 +228,20 @@ grpc::Status Checked(Call call) {
   return call(&context);
 }
 
-// B threads in a closed loop for --seconds, each calling `step(thread)` (returns its wire bytes);
-// the steps per second and median latency in ms; the mean wire bytes into `wire_bytes`.
+// B threads in a closed loop, each calling `step(thread)` (which returns its wire bytes)
+// `calls` times after one warm-up call; the steps per second and median latency in ms; the
+// mean wire bytes into `wire_bytes`.
 template <typename Step>
-std::pair<double, double> ClosedLoop(int64_t threads, Step step, double& wire_bytes) {
+std::pair<double, double> ClosedLoop(int64_t threads, int64_t calls, Step step,
+                                     double& wire_bytes) {
+  for (int64_t t = 0; t < threads; ++t) step(t);  // warm-up
   std::vector<std::vector<double>> latencies(threads);
   std::atomic<int64_t> bytes{0}, steps{0};
   const Clock::time_point start = Clock::now();
-  const Clock::time_point end = start + Seconds(absl::GetFlag(FLAGS_seconds));
   std::vector<std::thread> workers;
   for (int64_t t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
-      for (int i = 0; i < 3 || Clock::now() < end; ++i) {
+      for (int64_t i = 0; i < calls; ++i) {
         const Clock::time_point t0 = Clock::now();
         bytes += step(t);
         latencies[t].push_back(std::chrono::duration<double>(Clock::now() - t0).count() * 1e3);
@@ -246,31 +257,31 @@ std::pair<double, double> ClosedLoop(int64_t threads, Step step, double& wire_by
   return {steps / elapsed, Median(all)};
 }
 
-void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
-  std::mt19937 rng(2);
-  std::vector<std::unique_ptr<pb::AttentionService::Stub>> stubs;
-  for (int64_t b = 0; b < c.sessions; ++b) stubs.push_back(NewStub(static_cast<int>(b)));
+// A session of `context` positions prefilled through the server (then used by every B).
+std::string PrefillSession(pb::AttentionService::Stub& stub, int64_t context, bool bf16,
+                           const Shape& shape, std::mt19937& rng) {
   pb::CreateSessionRequest create;
   create.set_num_layers(1);
   create.set_num_heads(shape.heads);
   create.set_num_kv_heads(shape.kv_heads);
   create.set_head_dim(shape.dim);
-  create.set_kv_dtype(c.bf16 ? pb::DATA_TYPE_BFLOAT16 : pb::DATA_TYPE_FLOAT32);
-  create.set_max_tokens(c.context + 100000);
+  create.set_kv_dtype(bf16 ? pb::DATA_TYPE_BFLOAT16 : pb::DATA_TYPE_FLOAT32);
+  create.set_max_tokens(context + 1000);
+  create.set_idle_timeout_s(86400);
   pb::Session first;
   grpc::Status status = Checked([&](grpc::ClientContext* ctx) {
-    return stubs[0]->CreateSession(ctx, create, &first);
+    return stub.CreateSession(ctx, create, &first);
   });
   if (!status.ok()) {
     std::cerr << "CreateSession: " << status.error_message() << "\n";
     std::exit(1);
   }
-  for (int64_t done = 0; done < c.context;) {
-    const int64_t n = std::min<int64_t>(absl::GetFlag(FLAGS_prefill_chunk), c.context - done);
+  for (int64_t done = 0; done < context;) {
+    const int64_t n = std::min<int64_t>(absl::GetFlag(FLAGS_prefill_chunk), context - done);
     pb::SessionAttendResponse response;
     status = Checked([&](grpc::ClientContext* ctx) {
-      return stubs[0]->SessionAttend(ctx, StepRequest(first.session_id(), n, shape, c.bf16, rng),
-                                     &response);
+      return stub.SessionAttend(ctx, StepRequest(first.session_id(), n, shape, bf16, rng),
+                                &response);
     });
     if (!status.ok()) {
       std::cerr << "prefill: " << status.error_message() << "\n";
@@ -278,10 +289,21 @@ void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
     }
     done += n;
   }
-  std::vector<std::string> ids = {first.session_id()};
+  return first.session_id();
+}
+
+// B sessions: `prefilled` itself for B = 1, else forks of it (each decode step then writes to
+// pages of its own: the fork's copy of the shared last page, then new pages).
+void RunServerCase(const Case& c, const std::string& prefilled, const Shape& shape,
+                   double read_gbs) {
+  std::mt19937 rng(2);
+  std::vector<std::unique_ptr<pb::AttentionService::Stub>> stubs;
+  for (int64_t b = 0; b < c.sessions; ++b) stubs.push_back(NewStub(static_cast<int>(b)));
+  grpc::Status status;
+  std::vector<std::string> ids = {prefilled};
   for (int64_t b = 1; b < c.sessions; ++b) {
     pb::ForkSessionRequest fork;
-    fork.set_session_id(first.session_id());
+    fork.set_session_id(prefilled);
     pb::Session forked;
     status = Checked([&](grpc::ClientContext* ctx) {
       return stubs[0]->ForkSession(ctx, fork, &forked);
@@ -293,9 +315,12 @@ void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
   for (int64_t b = 0; b < c.sessions; ++b) {
     requests.push_back(StepRequest(ids[b], 1, shape, c.bf16, rng));
   }
+  // A fixed number of steps per session: each adds a position, so the context drifts by at
+  // most 1/16 of S (the K+V read counts the mean context).
+  const int64_t calls = std::clamp<int64_t>(c.context / 16, 16, 200);
   double wire_bytes = 0;
   const auto [steps_per_s, step_ms] = ClosedLoop(
-      c.sessions,
+      c.sessions, calls,
       [&](int64_t t) -> int64_t {
         pb::SessionAttendResponse response;
         grpc::ClientContext context;
@@ -303,7 +328,8 @@ void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
         return static_cast<int64_t>(requests[t].ByteSizeLong() + response.ByteSizeLong());
       },
       wire_bytes);
-  const double kv_gbs = steps_per_s * c.context * shape.KvBytesPerToken(c.bf16) * 1e-9;
+  const double mean_context = c.context + 1 + calls / 2.0;
+  const double kv_gbs = steps_per_s * mean_context * shape.KvBytesPerToken(c.bf16) * 1e-9;
   std::string extra;
   const int64_t stateless_bytes = 2 * (c.context + 1) * shape.KvBytesPerToken(c.bf16) / 2 +
                                   shape.heads * shape.dim * 4 + 1024;
@@ -319,9 +345,10 @@ void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
                                        Random(shape.kv_heads * keys * shape.dim, rng), c.bf16);
     attend.mutable_mask()->set_causal(pb::CAUSAL_LOWER_RIGHT);
     attend.set_attention_maps(pb::ATTENTION_MAPS_NONE);
+    if (c.bf16) attend.set_output_dtype(pb::DATA_TYPE_BFLOAT16);
     double stateless_wire = 0;
     const auto [stateless_per_s, stateless_ms] = ClosedLoop(
-        1,
+        1, std::clamp<int64_t>(calls, 16, 64),
         [&](int64_t) -> int64_t {
           pb::AttendResponse response;
           grpc::ClientContext context;
@@ -334,7 +361,15 @@ void RunServerCase(const Case& c, const Shape& shape, double read_gbs) {
         "\"stateless_wire_bytes_per_step\": %.0f",
         stateless_per_s, stateless_ms, stateless_wire);
   }
+  pb::TruncateSessionRequest truncate;  // the prefilled session back to S, for the next B
+  truncate.set_session_id(prefilled);
+  truncate.set_tokens(c.context);
+  pb::Session truncated;
+  (void)Checked([&](grpc::ClientContext* ctx) {
+    return stubs[0]->TruncateSession(ctx, truncate, &truncated);
+  });
   for (const std::string& id : ids) {
+    if (id == prefilled) continue;
     pb::CloseSessionRequest close;
     close.set_session_id(id);
     pb::CloseSessionResponse closed;
@@ -375,8 +410,11 @@ int main(int argc, char** argv) {
       std::cerr << "--kv_dtypes: float32 or bfloat16\n";
       return 2;
     }
-    for (int64_t sessions : Numbers(absl::GetFlag(FLAGS_sessions))) {
-      for (int64_t context : Numbers(absl::GetFlag(FLAGS_contexts))) {
+    for (int64_t context : Numbers(absl::GetFlag(FLAGS_contexts))) {
+      std::string prefilled;
+      std::mt19937 rng(3);
+      if (mode == "server") prefilled = PrefillSession(*NewStub(-1), context, bf16, shape, rng);
+      for (int64_t sessions : Numbers(absl::GetFlag(FLAGS_sessions))) {
         const Case c{.sessions = sessions, .context = context, .bf16 = bf16};
         if (mode == "engine") {
           if (sessions * context * shape.KvBytesPerToken(bf16) >
@@ -389,7 +427,7 @@ int main(int argc, char** argv) {
           }
           RunEngineCase(c, shape, read_gbs);
         } else {
-          RunServerCase(c, shape, read_gbs);
+          RunServerCase(c, prefilled, shape, read_gbs);
         }
       }
     }
