@@ -13,6 +13,7 @@
 #include "server/session_call.h"
 #include "server/session_proto.h"
 #include "server/status_convert.h"
+#include "src/kv/session_store.h"
 
 namespace attn {
 namespace {
@@ -25,6 +26,27 @@ std::vector<const std::string*> SessionIds(
   std::vector<const std::string*> ids;
   for (const pb::SessionAttendRequest* r : requests) ids.push_back(&r->session_id());
   return ids;
+}
+
+// The attn-session-id metadata a client sends for a load balancer to route by, "" when absent.
+std::string RoutingHeader(grpc::CallbackServerContext* context) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("attn-session-id");
+  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// OK when `header` is empty or names session `id` (a batch step's session: shares its route);
+// INVALID_ARGUMENT otherwise -- the call reached this replica by a route its message disowns.
+absl::Status CheckRouting(const std::string& header, const std::string& id, bool route_only,
+                          const std::string& field) {
+  if (header.empty()) return absl::OkStatus();
+  const bool agree = route_only ? SessionStore::RouteOf(header) == SessionStore::RouteOf(id)
+                                : header == id;
+  if (agree) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the attn-session-id header (", header.substr(0, 80), ") does not ",
+                   route_only ? "share the route of " : "name ", field, " (", id.substr(0, 80),
+                   ")"));
 }
 
 }  // namespace
@@ -61,7 +83,11 @@ grpc::ServerUnaryReactor* AttentionService::CreateSession(grpc::CallbackServerCo
       *request, response, [&](const std::string& owner) -> absl::Status {
         absl::StatusOr<SessionConfig> config = SessionConfigFromProto(*request);
         if (!config.ok()) return config.status();
-        absl::StatusOr<SessionInfo> info = sessions_.Create(*config, owner);
+        // A client routing by id sends it in the header, the message, or both (then equal).
+        const std::string header = RoutingHeader(context);
+        const std::string& id = request->session_id().empty() ? header : request->session_id();
+        if (absl::Status s = CheckRouting(header, id, false, "session_id"); !s.ok()) return s;
+        absl::StatusOr<SessionInfo> info = sessions_.Create(*config, owner, id);
         if (!info.ok()) return info.status();
         FillSession(*info, response);
         return absl::OkStatus();
@@ -73,6 +99,12 @@ grpc::ServerUnaryReactor* AttentionService::GetSession(grpc::CallbackServerConte
                                                        pb::Session* response) {
   return RunSessionCall(context, "GetSession", absl::StrCat("session=", request->session_id()),
                         *request, response, [&](const std::string& owner) -> absl::Status {
+                          if (absl::Status s = CheckRouting(RoutingHeader(context),
+                                                            request->session_id(), false,
+                                                            "session_id");
+                              !s.ok()) {
+                            return s;
+                          }
                           absl::StatusOr<SessionInfo> info =
                               sessions_.Get(request->session_id(), owner);
                           if (!info.ok()) return info.status();
@@ -98,7 +130,10 @@ grpc::ServerUnaryReactor* AttentionService::CloseSession(grpc::CallbackServerCon
                                                          pb::CloseSessionResponse* response) {
   return RunSessionCall(context, "CloseSession", absl::StrCat("session=", request->session_id()),
                         *request, response, [&](const std::string& owner) {
-                          return sessions_.Close(request->session_id(), owner);
+                          absl::Status s = CheckRouting(RoutingHeader(context),
+                                                        request->session_id(), false,
+                                                        "session_id");
+                          return s.ok() ? sessions_.Close(request->session_id(), owner) : s;
                         });
 }
 
@@ -110,6 +145,11 @@ grpc::ServerUnaryReactor* AttentionService::ForkSession(grpc::CallbackServerCont
       absl::StrCat("session=", request->session_id(),
                    request->has_tokens() ? absl::StrCat(" tokens=", request->tokens()) : ""),
       *request, response, [&](const std::string& owner) -> absl::Status {
+        if (absl::Status s =
+                CheckRouting(RoutingHeader(context), request->session_id(), false, "session_id");
+            !s.ok()) {
+          return s;
+        }
         absl::StatusOr<SessionInfo> info = sessions_.Fork(
             request->session_id(),
             request->has_tokens() ? std::optional<int64_t>(request->tokens()) : std::nullopt,
@@ -127,6 +167,11 @@ grpc::ServerUnaryReactor* AttentionService::TruncateSession(
       context, "TruncateSession",
       absl::StrCat("session=", request->session_id(), " tokens=", request->tokens()), *request,
       response, [&](const std::string& owner) -> absl::Status {
+        if (absl::Status s =
+                CheckRouting(RoutingHeader(context), request->session_id(), false, "session_id");
+            !s.ok()) {
+          return s;
+        }
         absl::StatusOr<SessionInfo> info =
             sessions_.Truncate(request->session_id(), request->tokens(), owner);
         if (!info.ok()) return info.status();
@@ -203,6 +248,12 @@ grpc::ServerUnaryReactor* AttentionService::RunSessionSteps(grpc::CallbackServer
                                            limits_, answers, compute, batch);
           }};
   if (job.authorized.ok()) job.authorized = parsed;
+  const std::string header = RoutingHeader(context);
+  for (size_t i = 0; i < call->requests.size() && job.authorized.ok(); ++i) {
+    job.authorized = CheckRouting(header, call->requests[i]->session_id(), batch,
+                                  batch ? absl::StrCat("steps[", i, "].session_id")
+                                        : std::string("session_id"));
+  }
   // Leased and in line as the job is handed to the workers (in the order jobs are).
   job.on_submit = [this, call, batch, context](Job& submitted) {
     call->turns = std::make_unique<SessionTurns>(sessions_, SessionIds(call->requests),
@@ -233,7 +284,8 @@ AttentionService::SessionAttendStream(grpc::CallbackServerContext* context) {
   using Stream = ComputeStream<pb::SessionAttendRequest, SessionAnswer>;
   return new Stream(
       context, gate_, executor_,
-      [this, trace = StartTrace(context), owner = OwnerOf(context)](
+      [this, trace = StartTrace(context), owner = OwnerOf(context),
+       header = RoutingHeader(context)](
           grpc::CallbackServerContext* stream, const pb::SessionAttendRequest& request,
           SessionAnswer* answer, absl::Time received) {
         // The stream's steps come one at a time: each takes its turn as it starts.
@@ -252,6 +304,11 @@ AttentionService::SessionAttendStream(grpc::CallbackServerContext* context) {
                 .cancelled = [stream] { return stream->IsCancelled(); },
                 .authorized = absl::OkStatus(),  // the stream was authorized when it opened
                 .work = [&](CallContext* compute) -> absl::Status {
+                  if (absl::Status s =
+                          CheckRouting(header, request.session_id(), false, "session_id");
+                      !s.ok()) {
+                    return s;
+                  }
                   if (!turns.status().ok()) return turns.status();
                   const absl::Time deadline = absl::FromChrono(stream->deadline());
                   if (absl::Status s = turns.Wait(deadline); !s.ok()) return s;

@@ -420,6 +420,76 @@ TEST_F(SessionServiceTest, FullPoolEvictsOrRefuses) {
   }
 }
 
+// Routing by session (attn-session-id): a client may draw the id (in the message, the header
+// or both); a fork shares its source's route; a call whose header and message disagree is
+// INVALID_ARGUMENT; a dropped id may be created again.
+TEST_F(SessionServiceTest, SessionIdsRouteAndHeadersMustAgree) {
+  const std::string id(32, 'a');
+  pb::CreateSessionRequest create;
+  create.set_num_layers(1);
+  create.set_num_heads(2);
+  create.set_head_dim(16);
+  auto with_header = [&](const std::string& header) {
+    auto context = Context();
+    context->AddMetadata("attn-session-id", header);
+    return context;
+  };
+  pb::Session created;
+  ASSERT_TRUE(stub_->CreateSession(with_header(id).get(), create, &created).ok());
+  EXPECT_EQ(created.session_id(), id);  // the header's id
+  grpc::Status status = stub_->CreateSession(with_header(id).get(), create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(status.error_message(), "session " + id + " already exists");
+  create.set_session_id(std::string(32, 'b'));
+  status = stub_->CreateSession(with_header(id).get(), create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "the attn-session-id header (" + id +
+                                        ") does not name session_id (" + std::string(32, 'b') +
+                                        ")");
+  create.set_session_id("ABC");
+  status = stub_->CreateSession(Context().get(), create, &created);
+  EXPECT_EQ(status.error_message(),
+            "session_id must be 32 lowercase hex digits (128 random bits) or empty; got \"ABC\"");
+  // A fork: the source's route, then 128 bits of its own.
+  pb::ForkSessionRequest fork;
+  fork.set_session_id(id);
+  pb::Session forked;
+  ASSERT_TRUE(stub_->ForkSession(with_header(id).get(), fork, &forked).ok());
+  ASSERT_EQ(forked.session_id().size(), 65u);
+  EXPECT_EQ(forked.session_id().substr(0, 33), id + "-");
+  // Steps: the header must name the session; a batch's steps must share its route.
+  const pb::Session s = Get(id);
+  pb::SessionAttendResponse got;
+  status = stub_->SessionAttend(with_header(std::string(32, 'c')).get(), MakeStep(s, 0, 1), &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("does not name session_id (" + id + ")"));
+  ASSERT_TRUE(stub_->SessionAttend(with_header(id).get(), MakeStep(s, 0, 1), &got).ok());
+  pb::SessionAttendBatchRequest batch;
+  *batch.add_steps() = MakeStep(s, 0, 1);
+  *batch.add_steps() = MakeStep(Get(forked.session_id()), 0, 1);
+  pb::SessionAttendBatchResponse answers;
+  ASSERT_TRUE(stub_->SessionAttendBatch(with_header(id).get(), batch, &answers).ok());
+  const pb::Session other = Create(1, 2, 2, 16, pb::DATA_TYPE_FLOAT32);
+  *batch.add_steps() = MakeStep(other, 0, 1);
+  status = stub_->SessionAttendBatch(with_header(id).get(), batch, &answers);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("does not share the route of steps[2].session_id"));
+  pb::GetSessionRequest get;
+  get.set_session_id(id);
+  pb::Session info;
+  EXPECT_EQ(stub_->GetSession(with_header(other.session_id()).get(), get, &info).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Closed, then created again under the same id (a client prefilling again).
+  pb::CloseSessionRequest close;
+  close.set_session_id(id);
+  pb::CloseSessionResponse closed;
+  ASSERT_TRUE(stub_->CloseSession(with_header(id).get(), close, &closed).ok());
+  create.set_session_id(id);
+  ASSERT_TRUE(stub_->CreateSession(with_header(id).get(), create, &created).ok());
+  EXPECT_THAT(created.layer_tokens(), ::testing::ElementsAre(0));
+}
+
 // Steps sent at once on one session from several threads apply one at a time: their
 // positions are distinct and, put in position order, each answer equals stateless attention
 // over the keys of the steps before it.

@@ -195,6 +195,28 @@ TEST_F(SessionStoreTest, SessionCapIsResourceExhausted) {
   EXPECT_EQ(store.Create(kSmall, "").status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST_F(SessionStoreTest, RequestedIdsAndForkIdsShareTheRoute) {
+  SessionStore store(Options());
+  const std::string id = "0123456789abcdef0123456789abcdef";
+  ASSERT_TRUE(store.Create(kSmall, "", id).ok());
+  EXPECT_EQ(store.Create(kSmall, "", id).status().code(), absl::StatusCode::kAlreadyExists);
+  for (const std::string bad : {"0123", "0123456789ABCDEF0123456789abcdef",
+                                "0123456789abcdef0123456789abcdef-0123456789abcdef0123456789abcdef"}) {
+    EXPECT_EQ(store.Create(kSmall, "", bad).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  const std::string fork = store.Fork(id, std::nullopt, "")->id;
+  const std::string fork_of_fork = store.Fork(fork, std::nullopt, "")->id;
+  for (const std::string& f : {fork, fork_of_fork}) {
+    EXPECT_TRUE(SessionStore::IsSessionId(f)) << f;
+    EXPECT_EQ(SessionStore::RouteOf(f), id);
+  }
+  EXPECT_NE(fork, fork_of_fork);
+  EXPECT_TRUE(SessionStore::IsSessionId(id));
+  EXPECT_FALSE(SessionStore::IsSessionId(id + "-"));
+  EXPECT_FALSE(SessionStore::IsSessionId(""));
+}
+
 TEST(TurnsTest, HoldersRunInTicketOrder) {
   Turns turns;
   std::vector<int64_t> order;

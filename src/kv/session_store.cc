@@ -73,7 +73,7 @@ absl::Status SessionStore::CheckConfig(SessionConfig& c) const {
   return absl::OkStatus();
 }
 
-std::string SessionStore::NewId() {
+std::string SessionStore::RandomHex() {
   // 128 bits from the OS's random source: ids cannot be guessed.
   static thread_local std::random_device random;
   uint64_t high = (uint64_t{random()} << 32) | random();
@@ -109,11 +109,33 @@ absl::StatusOr<SessionInfo> SessionStore::Insert(std::shared_ptr<KvSession> sess
                      .last_used = now};
 }
 
-absl::StatusOr<SessionInfo> SessionStore::Create(SessionConfig config, const std::string& owner) {
+bool SessionStore::IsSessionId(absl::string_view id) {
+  auto hex = [](absl::string_view digits) {
+    return digits.size() == kRouteDigits &&
+           digits.find_first_not_of("0123456789abcdef") == absl::string_view::npos;
+  };
+  if (id.size() == kRouteDigits) return hex(id);
+  return id.size() == 2 * kRouteDigits + 1 && id[kRouteDigits] == '-' &&
+         hex(id.substr(0, kRouteDigits)) && hex(id.substr(kRouteDigits + 1));
+}
+
+absl::StatusOr<SessionInfo> SessionStore::Create(SessionConfig config, const std::string& owner,
+                                                 const std::string& requested_id) {
+  if (!requested_id.empty() &&
+      (requested_id.size() != kRouteDigits || !IsSessionId(requested_id))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session_id must be 32 lowercase hex digits (128 random bits) or empty; got \"",
+        requested_id.substr(0, 80), "\""));
+  }
   if (absl::Status s = CheckConfig(config); !s.ok()) return s;
-  auto session = std::make_shared<KvSession>(NewId(), owner, config, LayoutOf(config));
+  auto session = std::make_shared<KvSession>(requested_id.empty() ? RandomHex() : requested_id,
+                                             owner, config, LayoutOf(config));
   std::lock_guard lock(mu_);
   ExpireIdleLocked(options_.now());
+  if (sessions_.contains(session->id)) {
+    return absl::AlreadyExistsError(absl::StrCat("session ", session->id, " already exists"));
+  }
+  dropped_.erase(session->id);  // created again (e.g. prefilled again after an eviction)
   absl::StatusOr<SessionInfo> info = Insert(session);
   if (info.ok()) info->layer_tokens.assign(config.num_layers, 0);
   return info;
@@ -197,7 +219,8 @@ absl::StatusOr<SessionInfo> SessionStore::Fork(const std::string& id,
                                                const std::string& owner) {
   absl::StatusOr<SessionLease> source = Lease(id, owner);
   if (!source.ok()) return source.status();
-  auto fork = std::make_shared<KvSession>(NewId(), owner, (*source)->config,
+  auto fork = std::make_shared<KvSession>(absl::StrCat(RouteOf(id), "-", RandomHex()), owner,
+                                          (*source)->config,
                                           LayoutOf((*source)->config));
   {
     std::scoped_lock lock((*source)->mu, fork->mu);

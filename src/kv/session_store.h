@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "src/kv/kv_page_pool.h"
 #include "src/kv/kv_session.h"
@@ -88,16 +89,20 @@ class SessionStore {
   SessionStore& operator=(const SessionStore&) = delete;
 
   // A new empty session of `config` (0 fields take the defaults: num_kv_heads = num_heads,
-  // value_dim = head_dim, max_tokens and idle_timeout the store's) owned by `owner`.
-  // INVALID_ARGUMENT naming the field; RESOURCE_EXHAUSTED past max_sessions.
-  absl::StatusOr<SessionInfo> Create(SessionConfig config, const std::string& owner);
+  // value_dim = head_dim, max_tokens and idle_timeout the store's) owned by `owner`, with id
+  // `requested_id` when one is given (a client that routes by id draws it: 32 lowercase hex
+  // digits; an id dropped before may be created again) or 128 random bits. INVALID_ARGUMENT
+  // naming the field; ALREADY_EXISTS for an id in use; RESOURCE_EXHAUSTED past max_sessions.
+  absl::StatusOr<SessionInfo> Create(SessionConfig config, const std::string& owner,
+                                     const std::string& requested_id = "");
   // The session `id` of `owner`, leased. NOT_FOUND (saying why when it was dropped) otherwise.
   absl::StatusOr<SessionLease> Lease(const std::string& id, const std::string& owner);
   absl::StatusOr<SessionInfo> Get(const std::string& id, const std::string& owner);
   std::vector<SessionInfo> List(const std::string& owner);
   absl::Status Close(const std::string& id, const std::string& owner);
   // A new session sharing the first `tokens` positions (all when absent) of every layer of
-  // `id`. INVALID_ARGUMENT when tokens exceeds a layer's positions.
+  // `id`, whose id has the same route (RouteOf) and 128 random bits of its own.
+  // INVALID_ARGUMENT when tokens exceeds a layer's positions.
   absl::StatusOr<SessionInfo> Fork(const std::string& id, std::optional<int64_t> tokens,
                                    const std::string& owner);
   // Drops the positions >= tokens of every layer of `id`. FAILED_PRECONDITION when a layer no
@@ -111,6 +116,13 @@ class SessionStore {
   absl::Status Reserve(int64_t bytes);
   KvPagePool& pool() { return pool_; }
   const KvLayout LayoutOf(const SessionConfig& config) const;
+
+  // Session ids: a session created is "<32 hex>" (its route), a fork "<its source's route>-<32
+  // hex>", so that a load balancer hashing the route sends a session and its forks to the
+  // replica that holds them (docs/sessions.md).
+  static bool IsSessionId(absl::string_view id);
+  static absl::string_view RouteOf(absl::string_view id) { return id.substr(0, kRouteDigits); }
+  static constexpr size_t kRouteDigits = 32;
 
   // Drops the sessions idle past their timeout (every call does so too, at most once a second).
   void ExpireIdle();
@@ -141,7 +153,7 @@ class SessionStore {
   absl::StatusOr<SessionInfo> Insert(std::shared_ptr<KvSession> session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static SessionInfo InfoOf(KvSession& session, const KvLayout& layout, absl::Time last_used);
-  std::string NewId();
+  static std::string RandomHex();
 
   const Options options_;
   KvPagePool pool_;

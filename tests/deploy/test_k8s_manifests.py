@@ -173,6 +173,8 @@ class Manifests(unittest.TestCase):
         def memory(value):
             return int(value[:-2]) * units[value[-2:]]
         self.assertLessEqual(memory(resources["requests"]["memory"]), memory(resources["limits"]["memory"]))
+        # The KV pool fills up before it is evicted from: it must leave the pod room for requests.
+        self.assertLessEqual(int(self.config["ATTN_KV_CACHE_BYTES"]) * 2, memory(resources["limits"]["memory"]))
         hpa = self.docs[("HorizontalPodAutoscaler", "attnserve")]["spec"]
         (metric,) = hpa["metrics"]
         self.assertEqual(metric["resource"]["name"], "cpu")
@@ -203,7 +205,21 @@ class Manifests(unittest.TestCase):
         self.assertIn(f"127.0.0.1:{listen}/healthz", instruction(nginx_image, "HEALTHCHECK"))
         self.assertEqual(compose["nginx"]["depends_on"]["attnserve"]["condition"], "service_healthy")
         environment = compose["attnserve"]["environment"]
-        self.assertEqual(cpus_used(environment), int(compose["attnserve"]["deploy"]["resources"]["limits"]["cpus"]))
+        limits = compose["attnserve"]["deploy"]["resources"]["limits"]
+        self.assertEqual(cpus_used(environment), int(limits["cpus"]))
+        self.assertEqual(limits["memory"][-1], "g")
+        self.assertLessEqual(int(environment["ATTN_KV_CACHE_BYTES"]) * 2, int(limits["memory"][:-1]) * 2**30)
+
+    def test_nginx_routes_sessions_by_their_header_and_the_rest_round_robin(self):
+        """Every call of a session (and of its forks: the first 32 hex digits of the id) goes to
+        one replica; calls without attn-session-id hash an empty key, which nginx round-robins."""
+        nginx_conf = read("deploy", "nginx", "nginx.conf")
+        (source, variable, body) = re.search(r"map\s+\$(\S+)\s+\$(\S+)\s*\{(.*?)^\s*\}", nginx_conf, re.S | re.M).groups()
+        self.assertEqual(source, "http_attn_session_id")
+        self.assertIn('"~^(?<route>[0-9a-f]{32})" $route;', body)
+        self.assertRegex(body, r'default\s+"";')
+        upstream = re.search(r"upstream\s+attnserve\s*\{(.*?)\}", nginx_conf, re.S).group(1)
+        self.assertRegex(upstream, rf"^\s*hash\s+\${variable}\s+consistent;", re.M)
 
     def test_server_takes_the_configmap_flags_and_answers_the_probes(self):
         """The entrypoint with the ConfigMap's environment (addresses moved to loopback), and

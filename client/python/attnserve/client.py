@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from typing import Optional
 
+import secrets
+
 import grpc
 import numpy as np
 
@@ -66,12 +68,17 @@ class AttentionClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _call(self, path, request, response_type, timeout_s):
+    def _call(self, path, request, response_type, timeout_s, session_id=None):
+        """One unary call; `session_id` goes in the attn-session-id metadata a load balancer
+        routes sessions by (docs/sessions.md)."""
         method = self._channel.unary_unary(path, request_serializer=type(request).SerializeToString,
                                            response_deserializer=response_type.FromString)
+        metadata = self._metadata
+        if session_id:
+            metadata = (*metadata, ("attn-session-id", session_id))
         try:
             return method(request, timeout=self._timeout_s if timeout_s is None else timeout_s,
-                          metadata=self._metadata)
+                          metadata=metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -99,13 +106,16 @@ class AttentionClient:
     def session(self, num_layers, num_heads, head_dim, *, num_kv_heads=0, value_dim=0,
                 kv_dtype="float32", max_tokens=0, idle_timeout_s=0, timeout_s=None):
         """Opens a KV-cache session (a Session; use it as a context manager). 0 = defaults:
-        num_kv_heads = num_heads, value_dim = head_dim, the server's max_tokens and timeout."""
+        num_kv_heads = num_heads, value_dim = head_dim, the server's max_tokens and timeout.
+        Its id (128 random bits) is drawn here and sent in the attn-session-id metadata too, so
+        that a load balancer hashing it creates the session where its later calls will go."""
+        session_id = secrets.token_hex(16)
         request = pb.CreateSessionRequest(
             num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
             head_dim=head_dim, value_dim=value_dim, kv_dtype=dtype_enum(kv_dtype),
-            max_tokens=max_tokens, idle_timeout_s=idle_timeout_s)
+            max_tokens=max_tokens, idle_timeout_s=idle_timeout_s, session_id=session_id)
         return Session(self, self._call(_SERVICE + "CreateSession", request, pb.Session,
-                                        timeout_s))
+                                        timeout_s, session_id))
 
     def sessions(self, timeout_s=None):
         """The Session messages of the sessions this caller owns."""
@@ -118,7 +128,8 @@ class AttentionClient:
         request = pb.SessionAttendBatchRequest(steps=[
             step_request(s[0].id, *s[1:5], **(s[5] if len(s) > 5 else {})) for s in steps])
         response = self._call(_SERVICE + "SessionAttendBatch", request,
-                              pb.SessionAttendBatchResponse, timeout_s)
+                              pb.SessionAttendBatchResponse, timeout_s,
+                              steps[0][0].id if steps else None)
         return [step_result(r) for r in response.results]
 
     def multi_head_attend(self, input, weights=None, *, weights_name=None, context=None,

@@ -1,5 +1,9 @@
 """Session: a KV-cache session held by attnserve (docs/sessions.md).
 
+Every call on a session sends its id in the attn-session-id metadata, which a load balancer in
+front of several replicas hashes (the first 32 hex digits: a fork shares them) to reach the
+replica that holds the session.
+
 The server keeps each layer's keys and values; a step sends only its new tokens' query, key and
 value ([H, n, D], [Hkv, n, D], [Hkv, n, Dv]) and gets the output [H, n, Dv] of those rows
 attending to every cached position up to their own.
@@ -66,31 +70,33 @@ class Session:
         timeout_s = options.pop("timeout_s", None)
         request = step_request(self.id, layer, query, key, value, **options)
         return step_result(self._client._call(_SERVICE + "SessionAttend", request,
-                                              pb.SessionAttendResponse, timeout_s))
+                                              pb.SessionAttendResponse, timeout_s, self.id))
 
     def fork(self, tokens=None):
         """A new session sharing this one's first `tokens` positions (all when None)."""
         request = pb.ForkSessionRequest(session_id=self.id)
         if tokens is not None:
             request.tokens = tokens
-        return Session(self._client,
-                       self._client._call(_SERVICE + "ForkSession", request, pb.Session, None))
+        return Session(self._client, self._client._call(_SERVICE + "ForkSession", request,
+                                                        pb.Session, None, self.id))
 
     def truncate(self, tokens):
         """Drops positions >= tokens of every layer."""
         self.info = self._client._call(
             _SERVICE + "TruncateSession",
-            pb.TruncateSessionRequest(session_id=self.id, tokens=tokens), pb.Session, None)
+            pb.TruncateSessionRequest(session_id=self.id, tokens=tokens), pb.Session, None,
+            self.id)
         return self.info
 
     def refresh(self):
         self.info = self._client._call(_SERVICE + "GetSession",
-                                       pb.GetSessionRequest(session_id=self.id), pb.Session, None)
+                                       pb.GetSessionRequest(session_id=self.id), pb.Session, None,
+                                       self.id)
         return self.info
 
     def close(self):
         self._client._call(_SERVICE + "CloseSession", pb.CloseSessionRequest(session_id=self.id),
-                           pb.CloseSessionResponse, None)
+                           pb.CloseSessionResponse, None, self.id)
 
     def __enter__(self):
         return self
