@@ -1,6 +1,9 @@
 // Synchronous client of the attention service and the health service (see attention_client.h).
 #include "client/attention_client.h"
 
+#include <random>
+
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace attn {
@@ -40,8 +43,10 @@ std::unique_ptr<grpc::ClientContext> AttentionClient::NewContext() const {
 }
 
 template <typename Request, typename Response, typename Method>
-absl::StatusOr<Response> AttentionClient::Call(Method method, const Request& request) const {
+absl::StatusOr<Response> AttentionClient::Call(Method method, const Request& request,
+                                               const std::string& session_id) const {
   const std::unique_ptr<grpc::ClientContext> context = NewContext();
+  if (!session_id.empty()) context->AddMetadata("attn-session-id", session_id);
   Response response;
   const grpc::Status status = (stub_.get()->*method)(context.get(), request, &response);
   if (!status.ok()) return ToAbslStatus(status);
@@ -100,6 +105,33 @@ absl::Status AttentionClient::DeleteWeights(const std::string& name) const {
   return Call<attention::v1::DeleteWeightsRequest, attention::v1::DeleteWeightsResponse>(
              &attention::v1::AttentionService::Stub::DeleteWeights, request)
       .status();
+}
+
+absl::StatusOr<attention::v1::Session> AttentionClient::CreateSession(
+    const attention::v1::CreateSessionRequest& request) const {
+  return Call<attention::v1::CreateSessionRequest, attention::v1::Session>(
+      &attention::v1::AttentionService::Stub::CreateSession, request, request.session_id());
+}
+
+absl::StatusOr<attention::v1::SessionAttendResponse> AttentionClient::SessionAttend(
+    const attention::v1::SessionAttendRequest& request) const {
+  return Call<attention::v1::SessionAttendRequest, attention::v1::SessionAttendResponse>(
+      &attention::v1::AttentionService::Stub::SessionAttend, request, request.session_id());
+}
+
+absl::Status AttentionClient::CloseSession(const std::string& session_id) const {
+  attention::v1::CloseSessionRequest request;
+  request.set_session_id(session_id);
+  return Call<attention::v1::CloseSessionRequest, attention::v1::CloseSessionResponse>(
+             &attention::v1::AttentionService::Stub::CloseSession, request, session_id)
+      .status();
+}
+
+std::string AttentionClient::NewSessionId() {
+  std::random_device device;
+  std::string id;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&id, absl::Hex(device(), absl::kZeroPad8));
+  return id;
 }
 
 }  // namespace attn

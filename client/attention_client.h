@@ -49,10 +49,23 @@ class AttentionClient {
   absl::StatusOr<attention::v1::ListWeightsResponse> ListWeights() const;
   absl::Status DeleteWeights(const std::string& name) const;
 
+  // KV-cache sessions (docs/sessions.md). Each call sends its session id in the attn-session-id
+  // metadata too, the route a load balancer in front of replicas hashes; CreateSession needs
+  // the id drawn by the caller for that (NewSessionId).
+  absl::StatusOr<attention::v1::Session> CreateSession(
+      const attention::v1::CreateSessionRequest& request) const;
+  absl::StatusOr<attention::v1::SessionAttendResponse> SessionAttend(
+      const attention::v1::SessionAttendRequest& request) const;
+  absl::Status CloseSession(const std::string& session_id) const;
+  // 128 random bits as 32 lowercase hex digits.
+  static std::string NewSessionId();
+
  private:
-  // One unary call of `method` on the service stub with this client's deadline.
+  // One unary call of `method` on the service stub with this client's deadline (and
+  // `session_id` in the attn-session-id metadata when not empty).
   template <typename Request, typename Response, typename Method>
-  absl::StatusOr<Response> Call(Method method, const Request& request) const;
+  absl::StatusOr<Response> Call(Method method, const Request& request,
+                                const std::string& session_id = "") const;
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<attention::v1::AttentionService::Stub> stub_;

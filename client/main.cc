@@ -4,6 +4,8 @@
 //   attn-client heatmap --out=F.png|F.svg [--tokens=I,am,good] [--head=N|--average] [--shape ...]
 //   attn-client mha [--batch B --tokens S --d_model M --heads H ...] [--weights_name N] [--verify]
 //   attn-client weights list | put NAME --weights_file F.safetensors | delete NAME
+//   attn-client decode [--prefill N --steps M --heads H --kv_heads G --head_dim D
+//                      --kv_dtype float32|bfloat16] [--verify]
 //   attn-client bench --shape B,H,Sq,Sk,D [--concurrency N --connections C --duration 10s
 //                     --warmup 1s --json]
 // Every subcommand takes --address. Exit status 0 = success, 1 = the call or the check failed,
@@ -31,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "client/attend_flags.h"
 #include "client/attention_client.h"
+#include "client/decode.h"
 #include "client/demo.h"
 #include "client/heatmap.h"
 #include "client/load_flags.h"
@@ -56,12 +59,20 @@ ABSL_FLAG(std::string, service, "attention.v1.AttentionService",
 ABSL_FLAG(std::string, connections, "0",
           "bench: connections the concurrent calls are spread over, 1 to --concurrency "
           "(0 = one per call)");
-ABSL_FLAG(bool, verify, false, "attend, mha: check the answer against the double reference");
+ABSL_FLAG(bool, verify, false,
+          "attend, mha: check the answer against the double reference; decode: check every "
+          "step against stateless Attend");
 ABSL_FLAG(int64_t, batch, 1, "mha: batch size B");
 ABSL_FLAG(std::string, tokens, "",
           "mha: tokens per sequence S (default 16); heatmap: comma-separated token labels");
 ABSL_FLAG(int64_t, d_model, 64, "mha: embedding width (random weights)");
-ABSL_FLAG(int64_t, heads, 4, "mha: attention heads (random weights; --kv_heads for GQA)");
+ABSL_FLAG(int64_t, heads, 4,
+          "mha, decode: attention heads (random weights; --kv_heads for GQA)");
+ABSL_FLAG(int64_t, head_dim, 64, "decode: dims per head");
+ABSL_FLAG(int64_t, prefill, 1000, "decode: tokens of the first step");
+ABSL_FLAG(int64_t, steps, 100, "decode: one-token steps after it");
+ABSL_FLAG(std::string, kv_dtype, "float32", "decode: what the session's pages hold, float32 or "
+          "bfloat16");
 ABSL_FLAG(bool, add_norm, false, "mha: random weights include Add & Norm (LayerNorm)");
 ABSL_FLAG(bool, average_heads, false, "mha: return maps averaged over heads");
 ABSL_FLAG(std::string, weights_name, "", "mha: use the server's named weights instead");
@@ -92,6 +103,9 @@ constexpr char kUsage[] =
     "  mha      MultiHeadAttend on random embeddings, with random weights (--verify checks\n"
     "           them) or the server's --weights_name\n"
     "  weights  list | put NAME --weights_file F.safetensors | delete NAME\n"
+    "  decode   a KV-cache session: --prefill tokens, then --steps one-token steps of random\n"
+    "           q, k, v; prints the wire bytes and time per step; --verify checks every step\n"
+    "           against stateless Attend resending the whole past\n"
     "  bench    closed-loop load: --concurrency calls of --shape outstanding for --duration\n"
     "           after --warmup, over --connections (default one per call); prints requests/s,\n"
     "           latency percentiles, errors by code (--json)\n";
@@ -241,6 +255,41 @@ absl::StatusOr<int64_t> NamedWeightsWidth(const attn::AttentionClient& client,
     if (info.name() == name) return info.d_model();
   }
   return absl::NotFoundError(absl::StrCat("the server holds no weights named \"", name, "\""));
+}
+
+// decode: a synthetic decode through a KV-cache session (client/decode.h).
+int Decode(const attn::AttentionClient& client) {
+  attn::DecodeOptions options;
+  options.heads = absl::GetFlag(FLAGS_heads);
+  options.kv_heads = absl::GetFlag(FLAGS_kv_heads) == 0 ? options.heads
+                                                        : absl::GetFlag(FLAGS_kv_heads);
+  options.head_dim = absl::GetFlag(FLAGS_head_dim);
+  options.prefill = absl::GetFlag(FLAGS_prefill);
+  options.steps = absl::GetFlag(FLAGS_steps);
+  options.verify = absl::GetFlag(FLAGS_verify);
+  options.seed = absl::GetFlag(FLAGS_seed);
+  const std::string kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
+  if (kv_dtype != "float32" && kv_dtype != "bfloat16") {
+    return Usage(absl::StrCat("--kv_dtype=", kv_dtype, ": use float32 or bfloat16"));
+  }
+  options.bf16_pages = kv_dtype == "bfloat16";
+  if (options.prefill < 1 || options.steps < 0) {
+    return Usage(absl::StrCat("--prefill=", options.prefill, " --steps=", options.steps,
+                              ": use --prefill >= 1 and --steps >= 0"));
+  }
+  absl::StatusOr<attn::DecodeReport> report = attn::RunDecode(client, options);
+  if (!report.ok()) return Failed(report.status());
+  std::printf("decode H=%ld Hkv=%ld D=%ld %s pages: prefill %ld tokens %.2f ms, %ld steps "
+              "%.3f ms each (median), %ld bytes on the wire per step; %ld tokens cached\n",
+              options.heads, options.kv_heads, options.head_dim, kv_dtype.c_str(),
+              options.prefill, report->prefill_ms, options.steps, report->step_ms_median,
+              report->step_wire_bytes, report->tokens);
+  if (!options.verify) return 0;
+  std::printf("verify: %ld steps against stateless Attend (%ld bytes on the wire for the last), "
+              "max |error| %.3g <= %.0e: OK\n",
+              report->steps_checked, report->stateless_wire_bytes, report->max_abs_error,
+              attn::kDecodeTolerance);
+  return 0;
 }
 
 int MultiHead(const attn::AttentionClient& client) {
@@ -478,6 +527,7 @@ int main(int argc, char** argv) {
   }
   if (command == "attend") return Attend(client);
   if (command == "mha") return MultiHead(client);
+  if (command == "decode") return Decode(client);
   if (command == "heatmap") return Heatmap(client);
   if (command == "weights") return Weights(client, args);
   return Usage(absl::StrCat("unknown command \"", command, "\""));

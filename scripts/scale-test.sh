@@ -3,16 +3,23 @@
 # through Debian's nginx running deploy/nginx/nginx.conf ("nginx" mode) or through gRPC
 # client-side round_robin ("round_robin" mode), one replica SIGKILLed halfway. Checks: no call
 # failed, every replica served calls before the kill, the survivors served calls after it, and
-# the replicas' logs account for every call. Usage: scripts/scale-test.sh [nginx] [round_robin]
+# the replicas' logs account for every call. "sessions" mode: 30 KV-cache sessions opened
+# through nginx (routed by attn-session-id), 100 decode steps each checked against a reference
+# (tests/deploy/session_load.py), one replica SIGKILLed halfway: its sessions answer NOT_FOUND
+# or UNAVAILABLE and are re-created and prefilled again on the survivors; checks zero wrong
+# answers, zero failures, and that only sessions of the killed replica were lost.
+# Usage: scripts/scale-test.sh [nginx] [round_robin] [sessions]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${ATTN_BUILD_DIR:-$PWD/build}"
 python=/usr/bin/python3
 requests=4000
+sessions=30        # sessions mode: sessions, and decode steps each after a prefill
+session_steps=100
 replicas=3
 victim=1  # the replica that is killed (0-based)
 modes=("$@")
-(( ${#modes[@]} )) || modes=(nginx round_robin)
+(( ${#modes[@]} )) || modes=(nginx round_robin sessions)
 
 work=$(mktemp -d)
 pids=()
@@ -29,7 +36,7 @@ fail() { echo "FAIL [$mode]: $*"; exit 1; }
 free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-attend_count() { grep -c 'method=Attend' "$1" || true; }
+attend_count() { grep -c "method=$calls " "$1" || true; }
 
 # Starts replica $1 of this mode; sets ports[$1], replica_pids[$1], logs[$1].
 start_replica() {
@@ -78,12 +85,48 @@ start_nginx() {
   fail "no health answer through nginx: $(cat "$dir/error.log")"
 }
 
+# The sessions mode's load: sets load_pid.
+start_session_load() {
+  ATTN_BUILD_DIR="$build" "$python" tests/deploy/session_load.py --target="$1" \
+    --sessions="$sessions" --steps="$session_steps" > "$work/$mode/load.json" 2> "$work/$mode/load.err" &
+  load_pid=$!
+  pids+=($!)
+}
+
+# The sessions mode's checks, after the load: the counts, and every session lost was the victim's.
+check_sessions() {
+  [[ -s "$work/$mode/load.json" ]] || fail "the session load printed nothing: $(tail -20 "$work/$mode/load.err")"
+  "$python" - "$work/$mode/load.json" "${logs[$victim]}" << 'EOF2' || fail "see above"
+import json, sys
+summary = json.loads(open(sys.argv[1]).readlines()[-1])
+victim_log = open(sys.argv[2]).read()
+lost = [i for i in summary.get("lost_ids", []) if i]
+elsewhere = [i for i in lost if f"session={i} " not in victim_log]
+print(f"[sessions] {summary['sessions']} sessions x {summary['steps_per_session']} steps: "
+      f"{summary.get('steps_checked', 0)} answers checked (worst error "
+      f"{summary.get('worst_error', 0):.1e}), {summary['wrong_answers']} wrong, "
+      f"{summary['failures']} failed; lost with the killed replica: {len(set(lost))} sessions "
+      f"({summary.get('not_found', 0)} NOT_FOUND, {summary.get('unavailable', 0)} UNAVAILABLE), "
+      f"re-created and prefilled again: {summary.get('re_prefills', 0)}; "
+      f"lost sessions that were not the killed replica's: {len(elsewhere)}")
+for example in summary["failure_examples"]:
+    print("  failure:", example)
+ok = (summary["wrong_answers"] == 0 and summary["failures"] == 0 and not elsewhere
+      and summary.get("steps_checked", 0) >= summary["sessions"] * summary["steps_per_session"])
+sys.exit(0 if ok else 1)
+EOF2
+}
+
 run_mode() {
-  local i load_pid target before=() after=() total=0 logged=0
+  local i load_pid target before=() after=() total=0 logged=0 expected=$requests
   ports=(); replica_pids=(); logs=()
+  calls=Attend
   mkdir -p "$work/$mode"
   for (( i = 0; i < replicas; i++ )); do start_replica "$i"; done
-  if [[ "$mode" == nginx ]]; then
+  if [[ "$mode" == sessions ]]; then
+    start_nginx
+    calls=SessionAttend expected=$(( sessions * (session_steps + 1) ))
+  elif [[ "$mode" == nginx ]]; then
     start_nginx
     target="127.0.0.1:$lb_port"; load_flags=()
   else
@@ -92,15 +135,19 @@ run_mode() {
   fi
 
   local started=$SECONDS
-  ATTN_BUILD_DIR="$build" "$python" tests/deploy/grpc_load.py --target="$target" \
-    --requests="$requests" "${load_flags[@]}" > "$work/$mode/load.json" 2> "$work/$mode/load.err" &
-  load_pid=$!
-  pids+=($!)
+  if [[ "$mode" == sessions ]]; then
+    start_session_load "127.0.0.1:$lb_port"
+  else
+    ATTN_BUILD_DIR="$build" "$python" tests/deploy/grpc_load.py --target="$target" \
+      --requests="$requests" "${load_flags[@]}" > "$work/$mode/load.json" 2> "$work/$mode/load.err" &
+    load_pid=$!
+    pids+=($!)
+  fi
   # Halfway (by the replicas' own logs), note who served what and SIGKILL the victim.
   for _ in $(seq 1 1200); do
     total=0
     for i in "${!logs[@]}"; do before[$i]=$(attend_count "${logs[$i]}"); total=$(( total + before[i] )); done
-    (( total * 2 >= requests )) && break
+    (( total * 2 >= expected )) && break
     kill -0 "$load_pid" 2> /dev/null || break
     sleep 0.05
   done
@@ -113,13 +160,23 @@ run_mode() {
   wait "$load_pid" || true
   local seconds=$((SECONDS - started))
 
-  echo "[$mode] $requests calls, replica $victim SIGKILLed after ${total} were logged, ${seconds}s"
+  echo "[$mode] $expected $calls calls, replica $victim SIGKILLed after ${total} were logged, ${seconds}s"
   for i in "${!logs[@]}"; do
     after[$i]=$(( $(attend_count "${logs[$i]}") - before[i] ))
     logged=$(( logged + before[i] + after[i] ))
     printf '[%s] replica %d (127.0.0.1:%s)%s: %5d before the kill, %5d after\n' "$mode" "$i" \
       "${ports[$i]}" "$([[ $i == "$victim" ]] && echo ' killed' || echo '       ')" "${before[$i]}" "${after[$i]}"
   done
+  if [[ "$mode" == sessions ]]; then
+    check_sessions
+    for i in "${!logs[@]}"; do
+      (( before[i] > 0 )) || fail "replica $i held no session before the kill"
+    done
+    echo "[$mode] PASS: 0 wrong answers, 0 failures, only the killed replica's sessions lost"
+    for pid in "${replica_pids[@]}" "$nginx_pid"; do kill -TERM "$pid" 2> /dev/null || true; done
+    nginx_pid=""
+    return
+  fi
   echo "[$mode] load generator: $(cat "$work/$mode/load.json")"
   if [[ "$mode" == nginx ]]; then
     # The access log (deploy/nginx/nginx.conf's "grpc" format, on nginx's stdout): status is field 5.
@@ -143,6 +200,7 @@ sys.exit(0 if r["errors"] == 0 and r["ok"] == r["requests"] else 1)' < "$work/$m
 }
 
 for mode in "${modes[@]}"; do
-  [[ "$mode" == nginx || "$mode" == round_robin ]] || { echo "usage: $0 [nginx] [round_robin]"; exit 2; }
+  [[ "$mode" == nginx || "$mode" == round_robin || "$mode" == sessions ]] ||
+    { echo "usage: $0 [nginx] [round_robin] [sessions]"; exit 2; }
   run_mode
 done

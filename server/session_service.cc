@@ -75,9 +75,14 @@ grpc::ServerUnaryReactor* AttentionService::RunSessionCall(
 grpc::ServerUnaryReactor* AttentionService::CreateSession(grpc::CallbackServerContext* context,
                                                           const pb::CreateSessionRequest* request,
                                                           pb::Session* response) {
+  // The log line names the session when the client drew a valid id (the server's own is not
+  // yet drawn).
+  const std::string named = SessionStore::IsSessionId(request->session_id())
+                                ? absl::StrCat("session=", request->session_id(), " ")
+                                : "";
   return RunSessionCall(
       context, "CreateSession",
-      absl::StrCat("layers=", request->num_layers(), " heads=", request->num_heads(), "/",
+      absl::StrCat(named, "layers=", request->num_layers(), " heads=", request->num_heads(), "/",
                    request->num_kv_heads(), " dims=", request->head_dim(), "/",
                    request->value_dim(), " kv_dtype=", pb::DataType_Name(request->kv_dtype())),
       *request, response, [&](const std::string& owner) -> absl::Status {

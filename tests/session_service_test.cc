@@ -449,7 +449,8 @@ TEST_F(SessionServiceTest, SessionIdsRouteAndHeadersMustAgree) {
   create.set_session_id("ABC");
   status = stub_->CreateSession(Context().get(), create, &created);
   EXPECT_EQ(status.error_message(),
-            "session_id must be 32 lowercase hex digits (128 random bits) or empty; got \"ABC\"");
+            "session_id must be 32 lowercase hex digits (128 random bits), or a route of 32, '-' "
+            "and 32 more (a session routed with others), or empty; got \"ABC\"");
   // A fork: the source's route, then 128 bits of its own.
   pb::ForkSessionRequest fork;
   fork.set_session_id(id);

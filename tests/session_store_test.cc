@@ -200,11 +200,16 @@ TEST_F(SessionStoreTest, RequestedIdsAndForkIdsShareTheRoute) {
   const std::string id = "0123456789abcdef0123456789abcdef";
   ASSERT_TRUE(store.Create(kSmall, "", id).ok());
   EXPECT_EQ(store.Create(kSmall, "", id).status().code(), absl::StatusCode::kAlreadyExists);
-  for (const std::string bad : {"0123", "0123456789ABCDEF0123456789abcdef",
-                                "0123456789abcdef0123456789abcdef-0123456789abcdef0123456789abcdef"}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"0123", "0123456789ABCDEF0123456789abcdef", id + "-",
+                                id + "-0123", id + "_0123456789abcdef0123456789abcdef"}) {
     EXPECT_EQ(store.Create(kSmall, "", bad).status().code(), absl::StatusCode::kInvalidArgument)
         << bad;
   }
+  // A session created on another's route (a batch group placed on one replica).
+  const std::string grouped = id + "-fedcba9876543210fedcba9876543210";
+  ASSERT_TRUE(store.Create(kSmall, "", grouped).ok());
+  EXPECT_EQ(SessionStore::RouteOf(grouped), id);
   const std::string fork = store.Fork(id, std::nullopt, "")->id;
   const std::string fork_of_fork = store.Fork(fork, std::nullopt, "")->id;
   for (const std::string& f : {fork, fork_of_fork}) {

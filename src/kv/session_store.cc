@@ -121,10 +121,10 @@ bool SessionStore::IsSessionId(absl::string_view id) {
 
 absl::StatusOr<SessionInfo> SessionStore::Create(SessionConfig config, const std::string& owner,
                                                  const std::string& requested_id) {
-  if (!requested_id.empty() &&
-      (requested_id.size() != kRouteDigits || !IsSessionId(requested_id))) {
+  if (!requested_id.empty() && !IsSessionId(requested_id)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "session_id must be 32 lowercase hex digits (128 random bits) or empty; got \"",
+        "session_id must be 32 lowercase hex digits (128 random bits), or a route of 32, '-' "
+        "and 32 more (a session routed with others), or empty; got \"",
         requested_id.substr(0, 80), "\""));
   }
   if (absl::Status s = CheckConfig(config); !s.ok()) return s;

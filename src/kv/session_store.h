@@ -91,8 +91,9 @@ class SessionStore {
   // A new empty session of `config` (0 fields take the defaults: num_kv_heads = num_heads,
   // value_dim = head_dim, max_tokens and idle_timeout the store's) owned by `owner`, with id
   // `requested_id` when one is given (a client that routes by id draws it: 32 lowercase hex
-  // digits; an id dropped before may be created again) or 128 random bits. INVALID_ARGUMENT
-  // naming the field; ALREADY_EXISTS for an id in use; RESOURCE_EXHAUSTED past max_sessions.
+  // digits, or another session's route, '-' and 32 more to be routed with it; an id dropped
+  // before may be created again) or 128 random bits. INVALID_ARGUMENT naming the field;
+  // ALREADY_EXISTS for an id in use; RESOURCE_EXHAUSTED past max_sessions.
   absl::StatusOr<SessionInfo> Create(SessionConfig config, const std::string& owner,
                                      const std::string& requested_id = "");
   // The session `id` of `owner`, leased. NOT_FOUND (saying why when it was dropped) otherwise.

@@ -1,5 +1,5 @@
 """End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify, mha
---verify, weights list/put/delete, bench)."""
+--verify, decode --verify, weights list/put/delete, bench)."""
 import json
 import os
 import re
@@ -87,6 +87,29 @@ class CliTest(unittest.TestCase, ReportChecks):
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertIn("verify:", result.stdout)
                 self.assertIn(": OK", result.stdout)
+
+    def test_decode_checks_every_step_against_stateless_attend(self):
+        for flags in (["--prefill=300", "--steps=20"],
+                      ["--prefill=130", "--steps=12", "--heads=8", "--kv_heads=2",
+                       "--head_dim=40", "--kv_dtype=bfloat16"]):
+            with self.subTest(flags=flags):
+                result = self.client("decode", "--verify", *flags)
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                steps = int(flags[1].split("=")[1])
+                tokens = int(flags[0].split("=")[1]) + steps
+                self.assertIn(f"{tokens} tokens cached", result.stdout)
+                self.assertRegex(result.stdout, rf"verify: {steps + 1} steps against stateless "
+                                                r"Attend .* max \|error\| \S+ <= 1e-05: OK")
+                # A decode step carries the new token only; Attend resends the whole past.
+                step = int(re.search(r"(\d+) bytes on the wire per step", result.stdout)[1])
+                stateless = int(re.search(r"\((\d+) bytes on the wire", result.stdout)[1])
+                self.assertLess(step * 10, stateless)
+
+    def test_decode_bad_flags_exit_2(self):
+        for flags in (["--kv_dtype=f16"], ["--prefill=0"], ["--steps=-1"]):
+            with self.subTest(flags=flags):
+                result = self.client("decode", *flags)
+                self.assertEqual(result.returncode, 2, result.stdout + result.stderr)
 
     def test_weights_put_list_use_delete(self):
         scripts = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")

@@ -4,7 +4,8 @@
   prefill 1,000 tokens and decode 100, each step checked against stateless Attend (max
   difference printed and checked <= 1e-5);
 - the Python client's sessions: fork, truncate, a batch of steps, maps and a sliding window,
-  each against client.attend over the same keys and values;
+  each against client.attend over the same keys and values; batches of sessions on one route
+  (route_with) and on several;
 - an idle session expires (--kv_idle_timeout_s) and says so; the pool and sessions show in
   /metrics and are back to zero once closed;
 - bad --kv_* flags stop the server with exit code 2 and a message.
@@ -114,6 +115,33 @@ class SessionsTest(unittest.TestCase):
                 np.testing.assert_allclose(step.attention, want.attention[0][:, :, t - held:],
                                            atol=1e-5)
             self.assertEqual(client.sessions(), [])
+
+    def test_batches_of_sessions_routed_together_or_not(self):
+        """route_with puts a session on another's route (a batch group behind a load balancer);
+        a batch of sessions with one route carries it in attn-session-id, one of several routes
+        none. Both equal stateless Attend."""
+        rng = np.random.default_rng(7)
+        with AttentionClient(self.server.address) as client:
+            first = client.session(1, 4, 16, num_kv_heads=2)
+            grouped = client.session(1, 4, 16, num_kv_heads=2, route_with=first)
+            alone = client.session(1, 4, 16, num_kv_heads=2)
+            self.assertTrue(grouped.id.startswith(first.id + "-"))
+            past = {}
+            for group in ([first, grouped], [first, grouped, alone]):
+                steps = []
+                for session in group:
+                    q = rng.standard_normal((4, 1, 16), np.float32)
+                    k, v = (rng.standard_normal((2, 1, 16), np.float32) for _ in range(2))
+                    steps.append((session, 0, q, k, v))
+                for (session, _, q, k, v), result in zip(steps, client.step_batch(steps)):
+                    keys, values = past.get(session.id, (k[:, :0], v[:, :0]))
+                    keys, values = np.concatenate([keys, k], 1), np.concatenate([values, v], 1)
+                    past[session.id] = keys, values
+                    want = client.attend(q[None], keys[None], values[None],
+                                         causal="lower_right", maps=None)
+                    np.testing.assert_allclose(result.output, want.output[0], atol=1e-5)
+            for session in (first, grouped, alone):
+                session.close()
 
     def test_idle_session_expires_and_metrics_show_the_pool(self):
         with AttnServe("--kv_idle_timeout_s=1") as server:

@@ -1,24 +1,12 @@
 // AttentionClient: calls attention.v1.AttentionService with Float32Array tensors in and out.
 'use strict';
+const crypto = require('node:crypto');
 const grpc = require('@grpc/grpc-js');
 const {protos} = require('./proto');
 const {floatTensor, boolTensor, fromTensor} = require('./tensors');
 const {fromServiceError} = require('./errors');
-
-const CAUSAL = {
-  none: 'CAUSAL_NONE', upper_left: 'CAUSAL_UPPER_LEFT', lower_right: 'CAUSAL_LOWER_RIGHT',
-};
-const MAPS = {
-  none: 'ATTENTION_MAPS_NONE', probabilities: 'ATTENTION_MAPS_PROBABILITIES',
-  scores: 'ATTENTION_MAPS_SCORES', both: 'ATTENTION_MAPS_PROBABILITIES_AND_SCORES',
-};
-
-function pick(table, name, value) {
-  if (!(value in table)) {
-    throw new RangeError(`${name} must be one of ${Object.keys(table)}, not ${value}`);
-  }
-  return table[value];
-}
+const {CAUSAL, MAPS, KV_DTYPES, pick} = require('./enums');
+const {Session, stepRequest, stepResult} = require('./session');
 
 function buildMask({causal = 'none', keyLengths, allowed, bias}) {
   const mask = {
@@ -51,9 +39,11 @@ class AttentionClient {
     this.timeoutMs = timeoutMs;
   }
 
-  call(stub, method, request, timeoutMs) {
+  /** One unary call; `sessionId` also goes in the attn-session-id metadata (docs/sessions.md). */
+  call(stub, method, request, timeoutMs, sessionId) {
     const metadata = new grpc.Metadata();
     if (this.token) metadata.set('authorization', `Bearer ${this.token}`);
+    if (sessionId) metadata.set('attn-session-id', sessionId);
     const deadline = new Date(Date.now() + (timeoutMs ?? this.timeoutMs));
     return new Promise((resolve, reject) => {
       stub[method](request, metadata, {deadline}, (error, response) => {
@@ -88,6 +78,48 @@ class AttentionClient {
         queueUs: response.timing?.queue_us ?? 0, computeUs: response.timing?.compute_us ?? 0,
       },
     };
+  }
+
+  /**
+   * Opens a KV-cache session (docs/sessions.md): numLayers, numHeads, headDim, numKvHeads (0 =
+   * numHeads), valueDim (0 = headDim), kvDtype 'float32' | 'bfloat16', maxTokens, idleTimeoutS
+   * (0 = the server's defaults). Resolves to a Session. Its id (128 random bits) is drawn here,
+   * so that a load balancer hashing it creates the session where its later calls will go.
+   * routeWith (a Session): the new one goes where that one is (its id starts with the other's
+   * route), so that behind a load balancer both can be stepped in one batch.
+   */
+  async session({numLayers, numHeads, headDim, numKvHeads = 0, valueDim = 0, kvDtype = 'float32',
+    maxTokens = 0, idleTimeoutS = 0, routeWith}) {
+    const drawn = crypto.randomBytes(16).toString('hex');
+    const sessionId = routeWith ? `${routeWith.id.slice(0, 32)}-${drawn}` : drawn;
+    const request = {
+      session_id: sessionId, num_layers: numLayers, num_heads: numHeads,
+      num_kv_heads: numKvHeads, head_dim: headDim, value_dim: valueDim,
+      kv_dtype: pick(KV_DTYPES, 'kvDtype', kvDtype), max_tokens: maxTokens,
+      idle_timeout_s: idleTimeoutS,
+    };
+    return new Session(this, await this.call(this.service, 'CreateSession', request, undefined,
+        sessionId));
+  }
+
+  /**
+   * One step of each of several sessions in one call, all or nothing: steps [{session, layer,
+   * query, key, value, maps, ...}], at most one per session. When the sessions share a route
+   * (forks, routeWith), the call carries it for a load balancer; otherwise it carries none (one
+   * server, or the caller routes). Resolves to their results in order.
+   */
+  async stepBatch(steps, {timeoutMs} = {}) {
+    const request = {steps: steps.map(({session, layer, ...options}) =>
+      stepRequest(session.id, layer, options))};
+    const routes = new Set(steps.map(({session}) => session.id.slice(0, 32)));
+    const response = await this.call(this.service, 'SessionAttendBatch', request, timeoutMs,
+        routes.size === 1 ? steps[0].session.id : undefined);
+    return response.results.map(stepResult);
+  }
+
+  /** The Session messages of the sessions this caller owns. */
+  async sessions({timeoutMs} = {}) {
+    return (await this.call(this.service, 'ListSessions', {}, timeoutMs)).sessions;
   }
 
   /** The server's ServerInfo (version, onednn_version, onednn_isa, workers, limits, dtypes). */

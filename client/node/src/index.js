@@ -2,5 +2,6 @@
 'use strict';
 const {AttentionClient} = require('./client');
 const {AttnServeError} = require('./errors');
+const {Session} = require('./session');
 
-module.exports = {AttentionClient, AttnServeError};
+module.exports = {AttentionClient, AttnServeError, Session};

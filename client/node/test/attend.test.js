@@ -1,12 +1,12 @@
 // AttentionClient against a real build/attnserve, compared with the float64 JS reference.
 // Tolerance: max |error| <= 1e-4 for the output and the maps.
 'use strict';
-const {describe, it, before, after} = require('node:test');
+const {describe, it} = require('node:test');
 const assert = require('node:assert');
 const net = require('node:net');
 const {status} = require('@grpc/grpc-js');
 const {AttentionClient, AttnServeError} = require('../src');
-const {startServer} = require('./server');
+const {useServer} = require('./server');
 const {attendReference} = require('./reference');
 const {normalGenerator, randomTensor} = require('./random');
 
@@ -28,20 +28,10 @@ function inputs(seed, {B = 2, H = 4, Hkv = 4, Sq = 5, Sk = 7, D = 8, Dv = 8} = {
 }
 
 describe('attend against attnserve', () => {
-  let server;
-  let client;
-  before(async () => {
-    server = await startServer();
-    client = new AttentionClient(server.address);
-  });
-  after(async () => {
-    client?.close();
-    await server?.stop();
-  });
-
+  const fixture = useServer((address) => new AttentionClient(address));
   it('plain attention: output and probabilities, no scores', async () => {
     const request = inputs(1);
-    const result = await client.attend(request);
+    const result = await fixture.client.attend(request);
     const want = attendReference(request);
     assert.deepStrictEqual(result.output.shape, [2, 4, 5, 8]);
     assert.ok(result.output.data instanceof Float32Array);
@@ -53,7 +43,7 @@ describe('attend against attnserve', () => {
 
   it('grouped-query attention with Dv != D and a custom scale', async () => {
     const request = {...inputs(2, {B: 1, H: 8, Hkv: 2, Sq: 3, Sk: 9, D: 16, Dv: 5}), scale: 0.25};
-    const result = await client.attend({...request, maps: 'both'});
+    const result = await fixture.client.attend({...request, maps: 'both'});
     const want = attendReference(request);
     assert.deepStrictEqual(result.output.shape, [1, 8, 3, 5]);
     assertClose(result.output.data, want.output, 'output');
@@ -63,7 +53,7 @@ describe('attend against attnserve', () => {
   for (const causal of ['upper_left', 'lower_right']) {
     it(`causal ${causal}`, async () => {
       const request = {...inputs(3, {Sq: 4, Sk: 9}), causal};
-      const result = await client.attend({...request, maps: 'both'});
+      const result = await fixture.client.attend({...request, maps: 'both'});
       const want = attendReference(request);
       assertClose(result.output.data, want.output, 'output');
       assertClose(result.attention.data, want.probs, 'attention');
@@ -79,7 +69,7 @@ describe('attend against attnserve', () => {
     const bias = randomTensor(normal, [1, 4, 1, 7]);
     bias.data[9] = -Infinity;
     const request = {...inputs(4), causal: 'lower_right', keyLengths: [6, 3], allowed, bias};
-    const result = await client.attend({...request, maps: 'both'});
+    const result = await fixture.client.attend({...request, maps: 'both'});
     const want = attendReference(request);
     assertClose(result.output.data, want.output, 'output');
     assertClose(result.attention.data, want.probs, 'attention');
@@ -88,7 +78,7 @@ describe('attend against attnserve', () => {
 
   it('fully masked rows give zero probabilities and zero output', async () => {
     const request = {...inputs(5), keyLengths: [0, 7]};
-    const result = await client.attend(request);
+    const result = await fixture.client.attend(request);
     const half = result.output.data.length / 2;
     assert.ok(result.output.data.subarray(0, half).every((x) => x === 0));
     const maps = result.attention.data;
@@ -97,7 +87,7 @@ describe('attend against attnserve', () => {
   });
 
   it('maps none returns only the output', async () => {
-    const result = await client.attend({...inputs(6), maps: 'none'});
+    const result = await fixture.client.attend({...inputs(6), maps: 'none'});
     assert.strictEqual(result.attention, null);
     assert.strictEqual(result.scores, null);
   });
@@ -105,30 +95,30 @@ describe('attend against attnserve', () => {
   it('a bad shape is INVALID_ARGUMENT naming the field, then a good call works', async () => {
     const request = inputs(7);
     const narrow = {data: new Float32Array(2 * 4 * 7 * 2), shape: [2, 4, 7, 2]};
-    await assert.rejects(client.attend({...request, key: narrow}), (error) => {
+    await assert.rejects(fixture.client.attend({...request, key: narrow}), (error) => {
       assert.ok(error instanceof AttnServeError);
       assert.strictEqual(error.code, status.INVALID_ARGUMENT);
       assert.strictEqual(error.codeName, 'INVALID_ARGUMENT');
       assert.match(error.details, /key\.shape\[3\] = 2 but query\.shape\[3\] = 8/);
       return true;
     });
-    assert.deepStrictEqual((await client.attend(request)).output.shape, [2, 4, 5, 8]);
+    assert.deepStrictEqual((await fixture.client.attend(request)).output.shape, [2, 4, 5, 8]);
   });
 
   it('client-side mistakes throw before sending', async () => {
     const request = inputs(8);
-    await assert.rejects(client.attend({...request, causal: 'upper'}), RangeError);
+    await assert.rejects(fixture.client.attend({...request, causal: 'upper'}), RangeError);
     const short = {data: new Float32Array(3), shape: [1, 1, 1, 4]};
-    await assert.rejects(client.attend({...request, query: short}),
+    await assert.rejects(fixture.client.attend({...request, query: short}),
         /query: 3 elements but shape \[1,1,1,4\] needs 4/);
   });
 
   it('getServerInfo and health', async () => {
-    const info = await client.getServerInfo();
+    const info = await fixture.client.getServerInfo();
     assert.match(info.version, /^\d+\.\d+\.\d+/);
     assert.ok(info.max_elements > 0);
-    assert.strictEqual(await client.health(), 'SERVING');
-    assert.strictEqual(await client.health({service: ''}), 'SERVING');
+    assert.strictEqual(await fixture.client.health(), 'SERVING');
+    assert.strictEqual(await fixture.client.health({service: ''}), 'SERVING');
   });
 });
 

@@ -4,6 +4,7 @@ const {spawn} = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const {before, after} = require('node:test');
 
 const BUILD_DIR = process.env.ATTN_BUILD_DIR || path.join(__dirname, '..', '..', '..', 'build');
 
@@ -43,4 +44,21 @@ async function startServer(flags = [], timeoutMs = 30000) {
   return {address: `127.0.0.1:${fs.readFileSync(portFile, 'utf8').trim()}`, stop};
 }
 
-module.exports = {startServer};
+/**
+ * For a describe block: starts a server before its tests and stops it after them. Returns an
+ * object whose `client` (an AttentionClient of `makeClient`) is set once the server is up.
+ */
+function useServer(makeClient, flags = []) {
+  const fixture = {server: null, client: null};
+  before(async () => {
+    fixture.server = await startServer(flags);
+    fixture.client = makeClient(fixture.server.address);
+  });
+  after(async () => {
+    fixture.client?.close();
+    await fixture.server?.stop();
+  });
+  return fixture;
+}
+
+module.exports = {startServer, useServer};

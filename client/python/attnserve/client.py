@@ -104,12 +104,17 @@ class AttentionClient:
         return _result(self._call(_SERVICE + "Attend", request, pb.AttendResponse, timeout_s))
 
     def session(self, num_layers, num_heads, head_dim, *, num_kv_heads=0, value_dim=0,
-                kv_dtype="float32", max_tokens=0, idle_timeout_s=0, timeout_s=None):
+                kv_dtype="float32", max_tokens=0, idle_timeout_s=0, route_with=None,
+                timeout_s=None):
         """Opens a KV-cache session (a Session; use it as a context manager). 0 = defaults:
         num_kv_heads = num_heads, value_dim = head_dim, the server's max_tokens and timeout.
         Its id (128 random bits) is drawn here and sent in the attn-session-id metadata too, so
-        that a load balancer hashing it creates the session where its later calls will go."""
+        that a load balancer hashing it creates the session where its later calls will go.
+        route_with (a Session): the new one goes where that one is (its id starts with the
+        other's route), so that behind a load balancer both can be stepped in one batch."""
         session_id = secrets.token_hex(16)
+        if route_with is not None:
+            session_id = f"{route_with.id[:32]}-{session_id}"
         request = pb.CreateSessionRequest(
             num_layers=num_layers, num_heads=num_heads, num_kv_heads=num_kv_heads,
             head_dim=head_dim, value_dim=value_dim, kv_dtype=dtype_enum(kv_dtype),
@@ -124,12 +129,15 @@ class AttentionClient:
 
     def step_batch(self, steps, timeout_s=None):
         """One step of several sessions in one call, all or nothing: `steps` are tuples
-        (session, layer, query, key, value[, options dict]); returns their StepResults."""
+        (session, layer, query, key, value[, options dict]); returns their StepResults. When the
+        sessions share a route (forks, route_with), the call carries it for a load balancer;
+        otherwise it carries none (one server, or the caller routes)."""
         request = pb.SessionAttendBatchRequest(steps=[
             step_request(s[0].id, *s[1:5], **(s[5] if len(s) > 5 else {})) for s in steps])
+        routes = {s[0].id[:32] for s in steps}
         response = self._call(_SERVICE + "SessionAttendBatch", request,
                               pb.SessionAttendBatchResponse, timeout_s,
-                              steps[0][0].id if steps else None)
+                              steps[0][0].id if len(routes) == 1 else None)
         return [step_result(r) for r in response.results]
 
     def multi_head_attend(self, input, weights=None, *, weights_name=None, context=None,
