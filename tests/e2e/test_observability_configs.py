@@ -17,14 +17,18 @@ PROMETHEUS = os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")
 DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "attnserve-dashboard.json")
 METRIC = re.compile(r"\b(?:attnserve|process)_[a-z_]+\b")
 # What the dashboard must show: request rate, latency histogram, queue depth, in-flight,
-# attention FLOP rate, RSS.
+# attention FLOP rate, RSS; and the KV-cache sessions: open, pool used and capacity, drops by
+# reason, bytes per step.
 REQUIRED = {"attnserve_requests_total", "attnserve_request_seconds_bucket",
             "attnserve_queue_depth", "attnserve_in_flight_requests",
-            "attnserve_attention_flops_total", "process_resident_memory_bytes"}
+            "attnserve_attention_flops_total", "process_resident_memory_bytes",
+            "attnserve_kv_sessions", "attnserve_kv_pool_used_bytes",
+            "attnserve_kv_pool_capacity_bytes", "attnserve_kv_sessions_dropped_total",
+            "attnserve_received_bytes_total", "attnserve_sent_bytes_total"}
 
 
 def dashboard_queries(dashboard):
-    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     queries += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     return queries
 
@@ -63,9 +67,11 @@ class ObservabilityConfigsTest(unittest.TestCase):
         used = {name for query in dashboard_queries(dashboard) for name in METRIC.findall(query)}
         self.assertLessEqual(REQUIRED, used)
         with AttnServe() as server:
-            # One call, so that the series labelled by method and code exist.
-            attend = run_client(server.address, "attend", "--shape=1,2,8,8,4")
-            self.assertEqual(attend.returncode, 0, attend.stderr)
+            # Calls, so that the series labelled by method and code exist.
+            for call in (("attend", "--shape=1,2,8,8,4"),
+                         ("decode", "--prefill=4", "--steps=1", "--heads=2", "--head_dim=8")):
+                result = run_client(server.address, *call)
+                self.assertEqual(result.returncode, 0, result.stderr)
             with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
                                         timeout=30) as response:
                 text = response.read().decode()
