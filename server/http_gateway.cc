@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/request_id.h"
+#include "server/session_gateway.h"
 #include "server/status_convert.h"
 
 namespace attn {
@@ -24,8 +25,10 @@ std::string ErrorJson(const std::string& code, const std::string& message) {
   return absl::StrCat("{\"code\":\"", code, "\",\"message\":", escaped, "}");
 }
 
-void Reply(httplib::Response& res, int grpc_code, const std::string& message,
-           const std::string& json_body) {
+}  // namespace
+
+void HttpGateway::Reply(httplib::Response& res, int grpc_code, const std::string& message,
+                        const std::string& json_body) {
   if (grpc_code == 0) {
     res.status = 200;
     res.set_content(json_body, "application/json");
@@ -36,6 +39,8 @@ void Reply(httplib::Response& res, int grpc_code, const std::string& message,
                             message),
                   "application/json");
 }
+
+namespace {
 
 // Parses the body as `Request`, runs `call`, and answers its AttendResponse as JSON.
 template <typename Request, typename Call>
@@ -48,7 +53,7 @@ void HandleJson(const httplib::Request& req, httplib::Response& res, Call call) 
   Request request;
   const auto parsed = google::protobuf::util::JsonStringToMessage(req.body, &request);
   if (!parsed.ok()) {
-    Reply(res, grpc::StatusCode::INVALID_ARGUMENT,
+    HttpGateway::Reply(res, grpc::StatusCode::INVALID_ARGUMENT,
           absl::StrCat("the body is not a JSON ", Request::descriptor()->full_name(), ": ",
                        std::string(parsed.message())),
           "");
@@ -64,7 +69,7 @@ void HandleJson(const httplib::Request& req, httplib::Response& res, Call call) 
            request, &response);
   std::string json;
   if (status.ok()) google::protobuf::util::MessageToJsonString(response, &json);
-  Reply(res, status.error_code(), status.error_message(), json);
+  HttpGateway::Reply(res, status.error_code(), status.error_message(), json);
 }
 
 }  // namespace
@@ -104,7 +109,7 @@ int HttpGateway::HttpStatusFor(int grpc_code, const std::string& message) {
 
 absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
     const std::string& address, int64_t max_body_bytes, AttentionService& service,
-    std::function<ScrapeGauges()> gauges) {
+    std::function<ScrapeGauges()> gauges, std::shared_ptr<grpc::Channel> in_process) {
   const size_t colon = address.rfind(':');
   int port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
@@ -143,6 +148,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
                   return service.MultiHeadAttendBlocking(args...);
                 });
               });
+  AddSessionRoutes(server, std::move(in_process));
 
   gateway->port_ = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
   if (gateway->port_ <= 0) {

@@ -74,9 +74,12 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
   }
   if (!options.metrics_address.empty()) {
     AttentionServer* raw = server.get();
+    grpc::ChannelArguments in_process;  // the HTTP session routes' calls: the server's limits
+    in_process.SetMaxReceiveMessageSize(-1);
+    in_process.SetMaxSendMessageSize(-1);
     absl::StatusOr<std::unique_ptr<HttpGateway>> http = HttpGateway::Start(
         options.metrics_address, options.max_message_bytes, server->service_,
-        [raw] { return raw->Gauges(); });
+        [raw] { return raw->Gauges(); }, server->server_->InProcessChannel(in_process));
     if (!http.ok()) return http.status();
     server->http_ = *std::move(http);
   }

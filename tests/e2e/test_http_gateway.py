@@ -3,6 +3,8 @@
 - /metrics parses with Debian's prometheus_client parser and counts what was served;
 - POST /v1/attend and /v1/multi_head_attend (protobuf JSON mapping) answer like gRPC, with gRPC
   codes mapped to HTTP statuses (400, 404, 413) and a JSON error body;
+- the KV-cache session routes (/v1/sessions...) step, fork, truncate, batch, list and close,
+  every step against a float64 reference, and answer errors likewise;
 - /healthz, and /readyz turning 503 while draining;
 - x-request-id is echoed (gRPC trailing metadata, HTTP header) and logged, or generated;
   a well-formed traceparent is logged.
@@ -24,11 +26,11 @@ from test_python_client import pb, reference, rpc, to_tensor
 TOLERANCE = 1e-4
 
 
-def http(port, path, body=None, headers=None, timeout=30):
+def http(port, path, body=None, headers=None, timeout=30, method=None):
     """(status, headers, body bytes) of one HTTP request to 127.0.0.1:port."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      data=None if body is None else body.encode(),
-                                     headers=headers or {})
+                                     headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers, response.read()
@@ -128,6 +130,78 @@ class HttpGatewayTest(unittest.TestCase):
         self.assertEqual(status, 413)  # body over --max_message_bytes
         self.assertEqual(http(port, "/healthz")[0], 200)
         self.assertEqual(http(port, "/readyz")[0], 200)
+
+    def test_sessions_over_http(self):
+        """The session routes: every step against a float64 reference of lower-right causal
+        attention over the session's past; fork, truncate, batch, list, close; errors."""
+        port = self.server.http_port
+        rng = np.random.default_rng(3)
+
+        def call(path, body=None, method=None, headers=None):
+            status, _, reply = http(port, path, None if body is None else json.dumps(body),
+                                    headers, method=method)
+            return status, json.loads(reply)
+
+        def tensor(array):
+            return {"shape": list(array.shape), "values": array.ravel().tolist()}
+
+        def expected(q, keys, values):
+            n, t = q.shape[1], keys.shape[1]
+            scores = np.einsum("hnd,hkd->hnk", q.astype(np.float64),
+                               np.repeat(keys, 2, 0).astype(np.float64)) / np.sqrt(2)
+            visible = np.arange(t)[None, :] <= (t - n + np.arange(n))[:, None]
+            p = np.exp(np.where(visible, scores, -np.inf) - scores.max(-1, keepdims=True))
+            return np.einsum("hnk,hkd->hnd", p / p.sum(-1, keepdims=True),
+                             np.repeat(values, 2, 0).astype(np.float64))
+
+        def step(session_id, past, n, **extra):
+            q = rng.standard_normal((2, n, 2)).astype(np.float32)
+            k, v = (rng.standard_normal((1, n, 2)).astype(np.float32) for _ in range(2))
+            status, reply = call(f"/v1/sessions/{session_id}/attend",
+                                 {"query": tensor(q), "key": tensor(k), "value": tensor(v),
+                                  **extra})
+            self.assertEqual(status, 200, reply)
+            keys = np.concatenate([past[0], k], 1)
+            values = np.concatenate([past[1], v], 1)
+            output = np.array(reply["output"]["values"]).reshape(2, n, 2)
+            np.testing.assert_allclose(output, expected(q, keys, values), atol=TOLERANCE)
+            return keys, values
+
+        status, session = call("/v1/sessions", {"numLayers": 1, "numHeads": 2, "numKvHeads": 1,
+                                                "headDim": 2})
+        self.assertEqual(status, 200, session)
+        sid = session["sessionId"]
+        empty = (np.zeros((1, 0, 2), np.float32),) * 2
+        past = step(sid, step(sid, empty, 3), 1)
+        self.assertEqual(call(f"/v1/sessions/{sid}")[1]["layerTokens"], ["4"])
+        status, fork = call(f"/v1/sessions/{sid}/fork", {"tokens": 3})
+        self.assertEqual(status, 200, fork)
+        self.assertTrue(fork["sessionId"].startswith(sid + "-"))
+        step(fork["sessionId"], (past[0][:, :3], past[1][:, :3]), 1)
+        self.assertEqual(call(f"/v1/sessions/{sid}/truncate", {"tokens": 2})[1]["layerTokens"],
+                         ["2"])
+        past = step(sid, (past[0][:, :2], past[1][:, :2]), 1)
+        status, batch = call("/v1/sessions:batch_attend", {"steps": [
+            {"sessionId": sid, "query": tensor(np.ones((2, 1, 2), np.float32)),
+             "key": tensor(np.ones((1, 1, 2), np.float32)),
+             "value": tensor(np.ones((1, 1, 2), np.float32))}]})
+        self.assertEqual((status, [r["position"] for r in batch["results"]]), (200, ["3"]))
+        self.assertEqual({s["sessionId"] for s in call("/v1/sessions")[1]["sessions"]},
+                         {sid, fork["sessionId"]})
+        # Errors: the body names another session; the header disagrees; a closed session.
+        other = "f" * 32
+        status, reply = call(f"/v1/sessions/{sid}/attend", {"sessionId": other})
+        self.assertEqual((status, reply["code"]), (400, "INVALID_ARGUMENT"))
+        self.assertIn("is not the path's", reply["message"])
+        status, reply = call(f"/v1/sessions/{sid}", headers={"attn-session-id": other})
+        self.assertEqual(status, 400)
+        self.assertIn("attn-session-id header", reply["message"])
+        for session_id in (fork["sessionId"], sid):
+            self.assertEqual(call(f"/v1/sessions/{session_id}", method="DELETE"), (200, {}))
+        status, reply = call(f"/v1/sessions/{sid}/attend", {})
+        self.assertEqual((status, reply["code"]), (404, "NOT_FOUND"))
+        self.assertIn("was closed", reply["message"])
+        self.assertEqual(call("/v1/sessions")[1], {"sessions": []})
 
     def test_request_ids_are_echoed_and_logged(self):
         traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
