@@ -13,6 +13,8 @@
 #include "server/call_report.h"
 #include "server/metrics.h"
 #include "server/multi_head_call.h"
+#include "server/multi_head_session_call.h"
+#include "server/session_routing.h"
 #include "server/request_id.h"
 #include "server/request_log.h"
 #include "server/status_convert.h"
@@ -261,14 +263,41 @@ grpc::ServerUnaryReactor* AttentionService::MultiHeadAttend(
   return RunRawOnWorker<pb::MultiHeadAttendRequest>(
       context, request_bytes, response_bytes,
       [&](const pb::MultiHeadAttendRequest& request, pb::AttendResponse& response) {
-        return GrpcJob(
+        Job job = GrpcJob(
             context, "MultiHeadAttend", [&request] { return DescribeMultiHeadRequest(request); },
             request, &response, response.mutable_timing(),
             EstimateMultiHeadBytes(request, registry_, executor_.intra_op_threads()),
             [this, &request, &response](CallContext* call) {
               return RunMultiHeadAttend(request, limits_, layer_, registry_, &response, call);
             });
+        if (!request.session_id().empty()) OnSession(context, request, response, job);
+        return job;
       });
+}
+
+void AttentionService::OnSession(grpc::CallbackServerContext* context,
+                                 const pb::MultiHeadAttendRequest& request,
+                                 pb::AttendResponse& response, Job& job) {
+  if (job.authorized.ok()) {
+    job.authorized = CheckRouting(RoutingHeader(context), request.session_id(), false,
+                                  "session_id");
+  }
+  // The session leased and in line as the job is handed to the workers (as SessionAttend's).
+  auto turns = std::make_shared<std::unique_ptr<SessionTurns>>();
+  job.on_submit = [this, turns, &request, owner = OwnerOf(context)](Job&) {
+    const std::string* ids[] = {&request.session_id()};
+    *turns = std::make_unique<SessionTurns>(sessions_, ids, owner, false);
+  };
+  job.work = [this, turns, &request, &response,
+              deadline = job.deadline](CallContext* call) -> absl::Status {
+    SessionTurns& held = **turns;
+    if (!held.status().ok()) return held.status();
+    if (absl::Status s = held.Wait(deadline); !s.ok()) return s;
+    absl::Status status = RunMultiHeadSessionStep(request, limits_, layer_, registry_, held,
+                                                  sessions_, engine_, &response, call);
+    turns->reset();  // the session's next step may go
+    return status;
+  };
 }
 
 grpc::ServerUnaryReactor* AttentionService::PutWeights(grpc::CallbackServerContext* context,

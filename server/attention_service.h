@@ -179,6 +179,11 @@ class AttentionService final : public AttentionServiceBase {
                                             const grpc::ByteBuffer* request_bytes,
                                             grpc::ByteBuffer* response_bytes, bool batch);
 
+  // Makes `job` (a MultiHeadAttend's) a step of KV-cache session request.session_id: routing
+  // checked, the session leased and in line at submission, the step run in its turn.
+  void OnSession(grpc::CallbackServerContext* context,
+                 const attention::v1::MultiHeadAttendRequest& request,
+                 attention::v1::AttendResponse& response, Job& job);
   // A Job for a gRPC call (its peer, deadline, cancellation, request id).
   Job GrpcJob(grpc::CallbackServerContext* context, const char* method,
               absl::AnyInvocable<std::string() const> describe,

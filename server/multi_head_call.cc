@@ -11,11 +11,10 @@
 #include "src/engine/attention_shapes.h"
 
 namespace attn {
-namespace {
 
 namespace pb = attention::v1;
 
-absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> ResolveWeights(
+absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> ResolveMultiHeadWeights(
     const pb::MultiHeadAttendRequest& request, int64_t max_elements,
     const WeightRegistry& registry) {
   switch (request.weights_source_case()) {
@@ -29,7 +28,6 @@ absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> ResolveWeights(
   }
 }
 
-// [B, S, width] with width == `want_width`.
 absl::Status CheckEmbeddings(const std::string& field, std::span<const int64_t> shape,
                              int64_t want_width, const std::string& width_name) {
   absl::StatusOr<int64_t> count = CheckedElementCount(absl::StrCat(field, ".shape"), shape);
@@ -45,7 +43,6 @@ absl::Status CheckEmbeddings(const std::string& field, std::span<const int64_t> 
   return absl::OkStatus();
 }
 
-// Intermediate tensors (projections, per-head maps before averaging) obey --max_elements too.
 absl::Status CheckIntermediate(const std::string& what, int64_t rows, int64_t cols,
                                const AttendLimits& limits) {
   if (rows > limits.max_elements / cols) {
@@ -55,8 +52,6 @@ absl::Status CheckIntermediate(const std::string& what, int64_t rows, int64_t co
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 int64_t EstimateMultiHeadBytes(const pb::MultiHeadAttendRequest& request,
                                const WeightRegistry& registry, int threads) {
@@ -120,15 +115,28 @@ std::string DescribeMultiHeadRequest(const pb::MultiHeadAttendRequest& request) 
       " out=", pb::DataType_Name(request.output_dtype()),
       " maps=", pb::AttentionMaps_Name(request.attention_maps()),
       request.average_heads() ? " average_heads" : "",
-      " causal=", pb::Causal_Name(request.mask().causal()));
+      " causal=", pb::Causal_Name(request.mask().causal()),
+      request.session_id().empty()
+          ? ""
+          : absl::StrCat(" session=", request.session_id().substr(0, 80), " layer=",
+                         request.layer()));
 }
 
 absl::Status RunMultiHeadAttend(const pb::MultiHeadAttendRequest& request,
                                 const AttendLimits& limits, const MultiHeadAttention& layer,
                                 const WeightRegistry& registry, pb::AttendResponse* response,
                                 CallContext* call) {
+  // (With session_id, gRPC calls go to RunMultiHeadSessionStep; the HTTP gateway's do not.)
+  if (!request.session_id().empty()) {
+    return absl::UnimplementedError(
+        "MultiHeadAttend on a session (session_id) is served over gRPC only");
+  }
+  if (request.layer() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer = ", request.layer(), " but session_id is empty: layer selects a session's layer"));
+  }
   absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> weights =
-      ResolveWeights(request, limits.max_elements, registry);
+      ResolveMultiHeadWeights(request, limits.max_elements, registry);
   if (!weights.ok()) return weights.status();
   const MultiHeadDims& md = (*weights)->dims();
 

@@ -5,6 +5,8 @@
 #ifndef ATTNSERVE_SERVER_MULTI_HEAD_CALL_H_
 #define ATTNSERVE_SERVER_MULTI_HEAD_CALL_H_
 
+#include <memory>
+#include <span>
 #include <string>
 
 #include "absl/status/status.h"
@@ -14,6 +16,21 @@
 #include "src/weights/weight_registry.h"
 
 namespace attn {
+
+// The request's weights: inline (decoded) or named (from the registry). INVALID_ARGUMENT /
+// NOT_FOUND name the field.
+absl::StatusOr<std::shared_ptr<const MultiHeadWeights>> ResolveMultiHeadWeights(
+    const attention::v1::MultiHeadAttendRequest& request, int64_t max_elements,
+    const WeightRegistry& registry);
+
+// OK when `shape` is [B, S, want_width]; INVALID_ARGUMENT naming `field` and `width_name`.
+absl::Status CheckEmbeddings(const std::string& field, std::span<const int64_t> shape,
+                             int64_t want_width, const std::string& width_name);
+
+// Intermediate tensors (projections, per-head maps before averaging) obey --max_elements too:
+// RESOURCE_EXHAUSTED naming `what` when rows x cols is over it.
+absl::Status CheckIntermediate(const std::string& what, int64_t rows, int64_t cols,
+                               const AttendLimits& limits);
 
 // What the request log says about a call: "input=[2,16,64] context=- weights=name heads=...".
 std::string DescribeMultiHeadRequest(const attention::v1::MultiHeadAttendRequest& request);

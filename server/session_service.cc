@@ -12,6 +12,7 @@
 #include "server/call_report.h"
 #include "server/session_call.h"
 #include "server/session_proto.h"
+#include "server/session_routing.h"
 #include "server/status_convert.h"
 #include "src/kv/session_store.h"
 
@@ -26,27 +27,6 @@ std::vector<const std::string*> SessionIds(
   std::vector<const std::string*> ids;
   for (const pb::SessionAttendRequest* r : requests) ids.push_back(&r->session_id());
   return ids;
-}
-
-// The attn-session-id metadata a client sends for a load balancer to route by, "" when absent.
-std::string RoutingHeader(grpc::CallbackServerContext* context) {
-  const auto& metadata = context->client_metadata();
-  auto it = metadata.find("attn-session-id");
-  return it == metadata.end() ? "" : std::string(it->second.data(), it->second.size());
-}
-
-// OK when `header` is empty or names session `id` (a batch step's session: shares its route);
-// INVALID_ARGUMENT otherwise -- the call reached this replica by a route its message disowns.
-absl::Status CheckRouting(const std::string& header, const std::string& id, bool route_only,
-                          const std::string& field) {
-  if (header.empty()) return absl::OkStatus();
-  const bool agree = route_only ? SessionStore::RouteOf(header) == SessionStore::RouteOf(id)
-                                : header == id;
-  if (agree) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("the attn-session-id header (", header.substr(0, 80), ") does not ",
-                   route_only ? "share the route of " : "name ", field, " (", id.substr(0, 80),
-                   ")"));
 }
 
 }  // namespace

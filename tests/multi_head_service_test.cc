@@ -1,7 +1,8 @@
 // In-process tests of MultiHeadAttend and the weight registry RPCs through a real gRPC channel:
 // inline and named weights against the double reference layer (max abs error 1e-4), averaged
 // maps, cross-attention, Put/List/Delete, the byte cap, every weight and shape error with its
-// message (each followed by a good request), and concurrent Put/Delete under load.
+// message (each followed by a good request), concurrent Put/Delete under load, and
+// MultiHeadAttend on a KV-cache session against MultiHeadAttend over the whole prefix.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -9,6 +10,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "attention/v1/attention.grpc.pb.h"
@@ -340,6 +342,111 @@ TEST_F(MultiHeadServiceTest, RejectsBadWeightsAndShapes) {
 
 // Requests by name while other threads replace and delete that name: every answer is OK or
 // NOT_FOUND, and the server still serves afterwards.
+// MultiHeadAttend on a KV-cache session: a prefill of 8 tokens' embeddings, then 4 one-token
+// steps, each answer equal (1e-4) to MultiHeadAttend over the whole prefix's embeddings (causal,
+// its last n rows): GQA with W_o and Add & Norm (inline weights, layer 1) and plain self-attention
+// without them (named weights, layer 0). Then what a session step refuses, changing nothing.
+TEST_F(MultiHeadServiceTest, SessionStepsEqualMultiHeadAttendOverThePrefix) {
+  auto stub = pb::AttentionService::NewStub(channel_);
+  const RandomLayer layer(11);
+  pb::Weights plain = layer.Proto();
+  plain.clear_w_o();
+  plain.clear_b_o();
+  plain.clear_add_norm();
+  pb::WeightsInfo info;
+  ASSERT_TRUE(Put("plain", plain, &info).ok());
+  pb::CreateSessionRequest create;
+  create.set_num_layers(2);
+  create.set_num_heads(4);
+  create.set_num_kv_heads(2);
+  create.set_head_dim(4);
+  pb::Session session;
+  ASSERT_TRUE(stub->CreateSession(Context().get(), create, &session).ok());
+  std::mt19937 rng(5);
+  const std::vector<float> sequence = RandomValues(12 * 16, rng);
+  auto embeddings = [&](int64_t from, int64_t to) {
+    return FloatTensorOf({1, to - from, 16}, std::vector<float>(sequence.begin() + from * 16,
+                                                                sequence.begin() + to * 16));
+  };
+  for (const int session_layer : {1, 0}) {
+    const bool inline_weights = session_layer == 1;
+    int64_t tokens = 0;
+    for (const int64_t n : {8, 1, 1, 1, 1}) {
+      pb::MultiHeadAttendRequest step;
+      step.set_session_id(session.session_id());
+      step.set_layer(session_layer);
+      *step.mutable_input() = embeddings(tokens, tokens + n);
+      pb::MultiHeadAttendRequest whole;
+      *whole.mutable_input() = embeddings(0, tokens + n);
+      whole.mutable_mask()->set_causal(pb::CAUSAL_UPPER_LEFT);
+      whole.set_attention_maps(pb::ATTENTION_MAPS_NONE);
+      if (inline_weights) {
+        *step.mutable_weights() = layer.Proto();
+        *whole.mutable_weights() = layer.Proto();
+      } else {
+        step.set_weights_name("plain");
+        whole.set_weights_name("plain");
+      }
+      pb::AttendResponse got, want;
+      ASSERT_TRUE(Call(step, &got).ok());
+      ASSERT_TRUE(Call(whole, &want).ok());
+      const int64_t width = inline_weights ? 16 : 4 * 4;
+      EXPECT_THAT(got.output().shape(), ::testing::ElementsAre(1, n, width));
+      const std::vector<float> all = Floats(want.output());
+      const std::vector<float> last(all.end() - n * width, all.end());
+      EXPECT_LE(MaxAbsError(Floats(got.output()), last), kTolerance)
+          << "layer " << session_layer << " at " << tokens;
+      tokens += n;
+    }
+  }
+
+  // Refused, and the session unchanged: weights of other heads, a batch of 2, a context, a
+  // mask, maps, a layer out of range, and (HTTP's path) layer without session_id.
+  pb::MultiHeadAttendRequest good;
+  good.set_session_id(session.session_id());
+  *good.mutable_input() = embeddings(0, 1);
+  *good.mutable_weights() = layer.Proto();
+  std::vector<std::tuple<pb::MultiHeadAttendRequest, grpc::StatusCode, std::string>> bad;
+  auto with = [&](auto change) {
+    pb::MultiHeadAttendRequest r = good;
+    change(r);
+    return r;
+  };
+  bad.emplace_back(
+      with([&](auto& r) { *r.mutable_input() = FloatTensorOf({2, 1, 16}, std::vector<float>(32)); }),
+      grpc::StatusCode::INVALID_ARGUMENT, "input.shape[0] = 2");
+  bad.emplace_back(with([&](auto& r) { *r.mutable_context() = embeddings(0, 1); }),
+                   grpc::StatusCode::INVALID_ARGUMENT, "context must be absent");
+  bad.emplace_back(with([&](auto& r) { r.mutable_mask()->set_causal(pb::CAUSAL_UPPER_LEFT); }),
+                   grpc::StatusCode::INVALID_ARGUMENT, "mask must be empty");
+  bad.emplace_back(with([&](auto& r) { r.set_attention_maps(pb::ATTENTION_MAPS_PROBABILITIES); }),
+                   grpc::StatusCode::UNIMPLEMENTED, "attention_maps");
+  bad.emplace_back(with([&](auto& r) { r.set_layer(2); }), grpc::StatusCode::INVALID_ARGUMENT,
+                   "layer");
+  bad.emplace_back(with([&](auto& r) { r.set_weights_name("absent"); }),
+                   grpc::StatusCode::NOT_FOUND, "absent");
+  pb::Session two_heads;  // the weights have 4 heads of 4 dims
+  create.set_num_heads(2);
+  create.set_num_kv_heads(2);
+  create.set_head_dim(8);
+  ASSERT_TRUE(stub->CreateSession(Context().get(), create, &two_heads).ok());
+  bad.emplace_back(with([&](auto& r) { r.set_session_id(two_heads.session_id()); }),
+                   grpc::StatusCode::INVALID_ARGUMENT, "are not session");
+  bad.emplace_back(with([&](auto& r) { r.clear_session_id(); r.set_layer(1); }),
+                   grpc::StatusCode::INVALID_ARGUMENT, "session_id is empty");
+  for (const auto& [request, code, part] : bad) {
+    pb::AttendResponse response;
+    const grpc::Status status = Call(request, &response);
+    EXPECT_EQ(status.error_code(), code) << part << ": " << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(part));
+  }
+  pb::GetSessionRequest get;
+  get.set_session_id(session.session_id());
+  ASSERT_TRUE(stub->GetSession(Context().get(), get, &session).ok());
+  EXPECT_THAT(session.layer_tokens(), ::testing::ElementsAre(12, 12));
+  ASSERT_TRUE(Delete("plain").ok());
+}
+
 TEST_F(MultiHeadServiceTest, ConcurrentPutDeleteWhileRequestsRun) {
   const RandomLayer layer(11);
   std::vector<float> input;

@@ -1,6 +1,7 @@
 // A Transformer attention layer on oneDNN (see multi_head_attention.h).
 #include "src/layer/multi_head_attention.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace attn {
@@ -124,29 +125,61 @@ absl::Status MultiHeadAttention::Run(const MultiHeadInputs& in, const MultiHeadO
     AverageOverHeads(all_scores, batch, md.num_heads, map_per_head, out.scores);
   }
   if (heads_are_output) return absl::OkStatus();
+  return FinishHeads(concat.data(), in.input, batch * q_len, w, out.output);
+}
 
+absl::Status MultiHeadAttention::Project(const float* input, int64_t rows,
+                                         const MultiHeadWeights& w, float* q, float* k,
+                                         float* v) const {
+  const MultiHeadDims& md = w.dims();
+  const int64_t nq = md.query_width(), nk = md.num_kv_heads * md.head_dim,
+                nv = md.num_kv_heads * md.value_dim, width = nq + nk + nv;
+  // [Q | K | V] = input [W_q | W_k | W_v] + [b_q | b_k | b_v], one GEMM, then split
+  std::vector<float> projected(rows * width);
+  if (absl::Status s = dense_.Linear({input, rows, md.d_model, md.d_model}, w.qkv(),
+                                     w.qkv_bias(), nullptr, {projected.data(), rows, width, width});
+      !s.ok()) {
+    return s;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = projected.data() + r * width;
+    std::copy_n(row, nq, q + r * nq);
+    std::copy_n(row + nq, nk, k + r * nk);
+    std::copy_n(row + nq + nk, nv, v + r * nv);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MultiHeadAttention::FinishHeads(const float* concat, const float* input,
+                                             int64_t rows, const MultiHeadWeights& w,
+                                             float* output) const {
+  const MultiHeadDims& md = w.dims();
+  const int64_t concat_width = md.concat_width();
+  if (!md.has_output_projection && !md.has_add_norm) {
+    std::copy_n(concat, rows * concat_width, output);
+    return absl::OkStatus();
+  }
   // y = concat W_o + b_o (+ input when Add & Norm follows), or y = concat (+ input)
-  const int64_t rows = batch * q_len;
   std::vector<float> pre_norm;
-  float* y = out.output;
+  float* y = output;
   if (md.has_add_norm) {
     pre_norm.resize(rows * md.d_out);
     y = pre_norm.data();
   }
   if (md.has_output_projection) {
-    if (absl::Status s = dense_.Linear({concat.data(), rows, concat_width, concat_width},
+    if (absl::Status s = dense_.Linear({concat, rows, concat_width, concat_width},
                                        w.output_projection(), w.output_bias(),
-                                       md.has_add_norm ? in.input : nullptr,
+                                       md.has_add_norm ? input : nullptr,
                                        {y, rows, md.d_out, md.d_out});
         !s.ok()) {
       return s;
     }
   } else {
-    for (int64_t e = 0; e < rows * md.d_out; ++e) y[e] = concat[e] + in.input[e];
+    for (int64_t e = 0; e < rows * md.d_out; ++e) y[e] = concat[e] + input[e];
   }
   if (!md.has_add_norm) return absl::OkStatus();
   // output = LayerNorm(input + attention_output) * gamma + beta
-  return dense_.LayerNorm(y, rows, md.d_model, w.gamma(), w.beta(), md.epsilon, out.output);
+  return dense_.LayerNorm(y, rows, md.d_model, w.gamma(), w.beta(), md.epsilon, output);
 }
 
 }  // namespace attn

@@ -51,6 +51,17 @@ class MultiHeadAttention {
   absl::Status Run(const MultiHeadInputs& inputs, const MultiHeadOutputs& outputs,
                    const StopCheck& stop = {}) const;
 
+  // The pieces a decoding step on a KV-cache session runs around its attention, for
+  // self-attention weights (d_ctx = d_model, which the caller checks): the projections of `rows`
+  // embeddings `input` [rows, d_model] into dense token-major Q [rows, H*D], K [rows, Hkv*D] and
+  // V [rows, Hkv*Dv]; and from the heads' outputs concatenated
+  // [rows, H*Dv], the output [rows, d_out]: W_o + b_o and Add & Norm with `input` when the
+  // weights have them (else the concatenation itself). Errors only when oneDNN fails.
+  absl::Status Project(const float* input, int64_t rows, const MultiHeadWeights& weights,
+                       float* q, float* k, float* v) const;
+  absl::Status FinishHeads(const float* concat, const float* input, int64_t rows,
+                           const MultiHeadWeights& weights, float* output) const;
+
   const DenseLayers& dense_layers() const { return dense_; }
 
  private:

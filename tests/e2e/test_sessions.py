@@ -5,7 +5,8 @@
   difference printed and checked <= 1e-5);
 - the Python client's sessions: fork, truncate, a batch of steps, maps and a sliding window,
   each against client.attend over the same keys and values; batches of sessions on one route
-  (route_with) and on several;
+  (route_with) and on several; two decoder layers from embeddings (Session.layer_step) against
+  multi_head_attend over the whole prefix;
 - an idle session expires (--kv_idle_timeout_s) and says so; the pool and sessions show in
   /metrics and are back to zero once closed;
 - bad --kv_* flags stop the server with exit code 2 and a message.
@@ -24,7 +25,7 @@ from attnserve_process import SERVER, AttnServe
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "client", "python"))
-from attnserve import AttentionClient, NotFoundError  # noqa: E402
+from attnserve import AddNorm, AttentionClient, NotFoundError, Weights  # noqa: E402
 
 
 def metric(port, name):
@@ -142,6 +143,37 @@ class SessionsTest(unittest.TestCase):
                     np.testing.assert_allclose(result.output, want.output[0], atol=1e-5)
             for session in (first, grouped, alone):
                 session.close()
+
+    def test_decoder_layers_from_embeddings(self):
+        """Two decoder layers' attention on one session from embeddings alone (layer 1 takes
+        layer 0's output): a prefill of 20 tokens, then 5 one-token steps, each layer's answer
+        equal (1e-4) to multi_head_attend over the whole prefix (causal, last n rows); GQA with
+        w_o and add&norm."""
+        rng = np.random.default_rng(9)
+        d_model, heads, kv_heads, dim = 32, 4, 2, 8
+
+        def matrix(rows, cols):
+            return (rng.standard_normal((rows, cols)) * 0.2).astype(np.float32)
+
+        layers = [Weights(num_heads=heads, num_kv_heads=kv_heads, w_q=matrix(d_model, heads * dim),
+                          w_k=matrix(d_model, kv_heads * dim), w_v=matrix(d_model, kv_heads * dim),
+                          w_o=matrix(heads * dim, d_model),
+                          add_norm=AddNorm(gamma=np.ones(d_model, np.float32),
+                                           beta=np.zeros(d_model, np.float32)))
+                  for _ in range(2)]
+        with AttentionClient(self.server.address) as client, \
+                client.session(2, heads, dim, num_kv_heads=kv_heads) as session:
+            inputs = [np.zeros((1, 0, d_model), np.float32) for _ in layers]
+            for n in [20] + [1] * 5:
+                x = rng.standard_normal((1, n, d_model)).astype(np.float32)
+                for index, weights in enumerate(layers):
+                    inputs[index] = np.concatenate([inputs[index], x], 1)
+                    y = session.layer_step(index, x, weights)
+                    whole = client.multi_head_attend(inputs[index], weights, causal="upper_left",
+                                                     maps=None)
+                    np.testing.assert_allclose(y, whole.output[:, -n:], atol=1e-4)
+                    x = y  # the next layer's input
+            self.assertEqual(list(session.refresh().layer_tokens), [25, 25])
 
     def test_idle_session_expires_and_metrics_show_the_pool(self):
         with AttnServe("--kv_idle_timeout_s=1") as server:

@@ -72,6 +72,28 @@ class Session:
         return step_result(self._client._call(_SERVICE + "SessionAttend", request,
                                               pb.SessionAttendResponse, timeout_s, self.id))
 
+    def layer_step(self, layer, input, weights=None, *, weights_name=None, scale=None,
+                   output_dtype="float32", timeout_s=None):
+        """A decoder layer's attention from embeddings: input [1, n, d_model] (the n new
+        tokens) projected with `weights` (a Weights) or the registered `weights_name`, their K
+        and V appended to `layer`, attended (lower-right causal), then w_o and add&norm when the
+        weights have them. Returns the output [1, n, d_out], equal to multi_head_attend over the
+        whole prefix's embeddings (causal, last n rows)."""
+        if (weights is None) == (weights_name is None):
+            raise ValueError("give exactly one of weights and weights_name")
+        request = pb.MultiHeadAttendRequest(
+            input=encode(input), session_id=self.id, layer=layer,
+            attention_maps=maps_enum(None), output_dtype=dtype_enum(output_dtype))
+        if weights is not None:
+            request.weights.CopyFrom(weights.to_proto(None, "data"))
+        else:
+            request.weights_name = weights_name
+        if scale is not None:
+            request.scale = scale
+        response = self._client._call(_SERVICE + "MultiHeadAttend", request, pb.AttendResponse,
+                                      timeout_s, self.id)
+        return decode(response.output)
+
     def fork(self, tokens=None):
         """A new session sharing this one's first `tokens` positions (all when None)."""
         request = pb.ForkSessionRequest(session_id=self.id)
