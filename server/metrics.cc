@@ -158,6 +158,12 @@ std::string Metrics::Render(const ScrapeGauges& gauges) const {
   Sample(out, "attnserve_kv_pool_used_bytes", "", gauges.kv_pool_used_bytes);
   Header(out, "attnserve_kv_pool_pages", "gauge", "KV-cache pages alive.");
   Sample(out, "attnserve_kv_pool_pages", "", gauges.kv_pool_pages);
+  Header(out, "attnserve_kv_pool_shared_pages", "gauge",
+         "KV-cache pages held by more than one session (forks share them).");
+  Sample(out, "attnserve_kv_pool_shared_pages", "", gauges.kv_pool_shared_pages);
+  Header(out, "attnserve_kv_pool_shared_bytes", "gauge",
+         "Bytes of the KV-cache pages held by more than one session.");
+  Sample(out, "attnserve_kv_pool_shared_bytes", "", gauges.kv_pool_shared_bytes);
   Header(out, "attnserve_kv_sessions_dropped_total", "counter",
          "KV-cache sessions dropped by the server, by reason.");
   Sample(out, "attnserve_kv_sessions_dropped_total", "reason=\"evicted\"", gauges.kv_evicted);

@@ -41,6 +41,8 @@ struct ScrapeGauges {
   int64_t kv_pool_capacity_bytes = 0;
   int64_t kv_pool_used_bytes = 0;
   int64_t kv_pool_pages = 0;
+  int64_t kv_pool_shared_pages = 0;
+  int64_t kv_pool_shared_bytes = 0;
   int64_t kv_evicted = 0;  // sessions evicted under memory pressure, ever
   int64_t kv_expired = 0;  // sessions dropped idle, ever
 };

@@ -115,6 +115,8 @@ ScrapeGauges AttentionServer::Gauges() {
           .kv_pool_capacity_bytes = kv.pool_capacity_bytes,
           .kv_pool_used_bytes = kv.pool_used_bytes,
           .kv_pool_pages = kv.pool_pages,
+          .kv_pool_shared_pages = kv.pool_shared_pages,
+          .kv_pool_shared_bytes = kv.pool_shared_bytes,
           .kv_evicted = kv.evicted,
           .kv_expired = kv.expired};
 }

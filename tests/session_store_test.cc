@@ -178,12 +178,16 @@ TEST_F(SessionStoreTest, ForkAndTruncateCheckTokens) {
   EXPECT_EQ(whole->layer_tokens, (std::vector<int64_t>{100, 0}));
   EXPECT_EQ(whole->bytes, 2 * kPageRow);
   EXPECT_EQ(store.pool().used_bytes(), 2 * kPageRow);  // shared
+  EXPECT_EQ(store.Stats().pool_shared_bytes, 2 * kPageRow);
+  EXPECT_EQ(store.Stats().pool_shared_pages, store.pool().pages());
   EXPECT_EQ(store.Truncate(a, -1, "").status().code(), absl::StatusCode::kInvalidArgument);
   absl::StatusOr<SessionInfo> cut = store.Truncate(a, 10, "");
   ASSERT_TRUE(cut.ok());
   EXPECT_EQ(cut->layer_tokens, (std::vector<int64_t>{10, 0}));
+  EXPECT_EQ(store.Stats().pool_shared_bytes, kPageRow);  // the second pages: the fork's alone
   ASSERT_TRUE(store.Close(whole->id, "").ok());
   EXPECT_EQ(store.pool().used_bytes(), kPageRow);
+  EXPECT_EQ(store.Stats().pool_shared_pages, 0);
 }
 
 TEST_F(SessionStoreTest, SessionCapIsResourceExhausted) {

@@ -23,12 +23,31 @@ std::shared_ptr<KvPage> KvPagePool::NewPage(int64_t bytes) {
   void* data = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
   if (data == nullptr) throw std::bad_alloc();
   pages_.fetch_add(1, std::memory_order_relaxed);
-  return std::shared_ptr<KvPage>(new KvPage{data, bytes}, [this](KvPage* page) {
-    std::free(page->data);
+  std::shared_ptr<KvPage> page(new KvPage{data, bytes}, [this](KvPage* dropped) {
+    {
+      std::lock_guard lock(mu_);
+      live_.erase(dropped);
+    }
+    std::free(dropped->data);
     pages_.fetch_sub(1, std::memory_order_relaxed);
-    Unreserve(page->bytes);
-    delete page;
+    Unreserve(dropped->bytes);
+    delete dropped;
   });
+  std::lock_guard lock(mu_);
+  live_.emplace(page.get(), page);
+  return page;
+}
+
+KvPagePool::Sharing KvPagePool::Shared() const {
+  Sharing sharing;
+  std::lock_guard lock(mu_);
+  for (const auto& [page, holders] : live_) {
+    if (holders.use_count() > 1) {
+      ++sharing.pages;
+      sharing.bytes += page->bytes;
+    }
+  }
+  return sharing;
 }
 
 }  // namespace attn

@@ -2,13 +2,18 @@
 // first reserves the bytes of the pages it is about to make (TryReserve, which fails instead of
 // passing the cap), then makes them (NewPage); a page is shared by whoever holds it (sessions
 // forked from one another share pages) and its bytes return to the pool when the last holder
-// drops it. Thread-safe; the pool must outlive its pages.
+// drops it. It knows its live pages, to tell how many are shared. Thread-safe; the pool must
+// outlive its pages.
 #ifndef ATTNSERVE_SRC_KV_KV_PAGE_POOL_H_
 #define ATTNSERVE_SRC_KV_KV_PAGE_POOL_H_
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 
 namespace attn {
 
@@ -38,11 +43,20 @@ class KvPagePool {
   int64_t used_bytes() const { return used_bytes_.load(std::memory_order_relaxed); }
   // Pages alive.
   int64_t pages() const { return pages_.load(std::memory_order_relaxed); }
+  // Pages held by more than one holder (sessions forked from one another), and their bytes:
+  // what forks save. O(pages alive).
+  struct Sharing {
+    int64_t pages = 0;
+    int64_t bytes = 0;
+  };
+  Sharing Shared() const;
 
  private:
   const int64_t capacity_bytes_;
   std::atomic<int64_t> used_bytes_{0};
   std::atomic<int64_t> pages_{0};
+  mutable std::mutex mu_;
+  absl::flat_hash_map<const KvPage*, std::weak_ptr<KvPage>> live_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace attn

@@ -326,10 +326,13 @@ void SessionStore::ExpireIdleLocked(absl::Time now) {
 SessionStoreStats SessionStore::Stats() {
   std::lock_guard lock(mu_);
   ExpireIdleLocked(options_.now());
+  const KvPagePool::Sharing shared = pool_.Shared();
   return {.sessions = static_cast<int64_t>(sessions_.size()),
           .pool_capacity_bytes = pool_.capacity_bytes(),
           .pool_used_bytes = pool_.used_bytes(),
           .pool_pages = pool_.pages(),
+          .pool_shared_pages = shared.pages,
+          .pool_shared_bytes = shared.bytes,
           .evicted = evicted_,
           .expired = expired_};
 }

@@ -43,6 +43,8 @@ struct SessionStoreStats {
   int64_t pool_capacity_bytes = 0;
   int64_t pool_used_bytes = 0;
   int64_t pool_pages = 0;
+  int64_t pool_shared_pages = 0;  // held by more than one session (forks)
+  int64_t pool_shared_bytes = 0;
   int64_t evicted = 0;  // under memory pressure
   int64_t expired = 0;  // idle past their timeout
 };

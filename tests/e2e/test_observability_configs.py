@@ -17,13 +17,14 @@ PROMETHEUS = os.path.join(ROOT, "deploy", "prometheus", "prometheus.yml")
 DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "attnserve-dashboard.json")
 METRIC = re.compile(r"\b(?:attnserve|process)_[a-z_]+\b")
 # What the dashboard must show: request rate, latency histogram, queue depth, in-flight,
-# attention FLOP rate, RSS; and the KV-cache sessions: open, pool used and capacity, drops by
-# reason, bytes per step.
+# attention FLOP rate, RSS; and the KV-cache sessions: open, pool used, capacity and shared,
+# drops by reason, bytes per step.
 REQUIRED = {"attnserve_requests_total", "attnserve_request_seconds_bucket",
             "attnserve_queue_depth", "attnserve_in_flight_requests",
             "attnserve_attention_flops_total", "process_resident_memory_bytes",
             "attnserve_kv_sessions", "attnserve_kv_pool_used_bytes",
-            "attnserve_kv_pool_capacity_bytes", "attnserve_kv_sessions_dropped_total",
+            "attnserve_kv_pool_capacity_bytes", "attnserve_kv_pool_shared_bytes",
+            "attnserve_kv_sessions_dropped_total",
             "attnserve_received_bytes_total", "attnserve_sent_bytes_total"}
 
 
