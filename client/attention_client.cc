@@ -127,6 +127,15 @@ absl::Status AttentionClient::CloseSession(const std::string& session_id) const 
       .status();
 }
 
+absl::StatusOr<attention::v1::Session> AttentionClient::TruncateSession(
+    const std::string& session_id, int64_t tokens) const {
+  attention::v1::TruncateSessionRequest request;
+  request.set_session_id(session_id);
+  request.set_tokens(tokens);
+  return Call<attention::v1::TruncateSessionRequest, attention::v1::Session>(
+      &attention::v1::AttentionService::Stub::TruncateSession, request, session_id);
+}
+
 std::string AttentionClient::NewSessionId() {
   std::random_device device;
   std::string id;

@@ -57,6 +57,8 @@ class AttentionClient {
   absl::StatusOr<attention::v1::SessionAttendResponse> SessionAttend(
       const attention::v1::SessionAttendRequest& request) const;
   absl::Status CloseSession(const std::string& session_id) const;
+  absl::StatusOr<attention::v1::Session> TruncateSession(const std::string& session_id,
+                                                         int64_t tokens) const;
   // 128 random bits as 32 lowercase hex digits.
   static std::string NewSessionId();
 

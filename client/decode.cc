@@ -46,21 +46,41 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+// pb::CreateSessionRequest of `options` with a fresh id, holding up to `max_tokens`.
+pb::CreateSessionRequest SessionRequest(const DecodeOptions& o, int64_t max_tokens) {
+  pb::CreateSessionRequest request;
+  request.set_session_id(AttentionClient::NewSessionId());
+  request.set_num_layers(1);
+  request.set_num_heads(static_cast<int32_t>(o.heads));
+  request.set_num_kv_heads(static_cast<int32_t>(o.kv_heads));
+  request.set_head_dim(static_cast<int32_t>(o.head_dim));
+  request.set_kv_dtype(o.bf16_pages ? pb::DATA_TYPE_BFLOAT16 : pb::DATA_TYPE_FLOAT32);
+  request.set_max_tokens(max_tokens);
+  return request;
+}
+
+// A step of n random tokens of session `id`.
+pb::SessionAttendRequest StepRequest(const DecodeOptions& o, const std::string& id, int64_t n,
+                                     std::mt19937& rng) {
+  pb::SessionAttendRequest request;
+  request.set_session_id(id);
+  Encode({o.heads, n, o.head_dim}, RandomRows(o.heads, n, o.head_dim, false, rng),
+         request.mutable_query());
+  Encode({o.kv_heads, n, o.head_dim}, RandomRows(o.kv_heads, n, o.head_dim, o.bf16_pages, rng),
+         request.mutable_key());
+  Encode({o.kv_heads, n, o.head_dim}, RandomRows(o.kv_heads, n, o.head_dim, o.bf16_pages, rng),
+         request.mutable_value());
+  return request;
+}
+
 class Decoder {
  public:
   Decoder(const AttentionClient& client, const DecodeOptions& options)
       : client_(client), o_(options), rng_(options.seed) {}
 
   absl::Status Open() {
-    pb::CreateSessionRequest request;
-    request.set_session_id(AttentionClient::NewSessionId());
-    request.set_num_layers(1);
-    request.set_num_heads(static_cast<int32_t>(o_.heads));
-    request.set_num_kv_heads(static_cast<int32_t>(o_.kv_heads));
-    request.set_head_dim(static_cast<int32_t>(o_.head_dim));
-    request.set_kv_dtype(o_.bf16_pages ? pb::DATA_TYPE_BFLOAT16 : pb::DATA_TYPE_FLOAT32);
-    request.set_max_tokens(o_.prefill + o_.steps);
-    absl::StatusOr<pb::Session> session = client_.CreateSession(request);
+    absl::StatusOr<pb::Session> session =
+        client_.CreateSession(SessionRequest(o_, o_.prefill + o_.steps));
     if (!session.ok()) return session.status();
     id_ = session->session_id();
     return absl::OkStatus();
@@ -142,6 +162,41 @@ class Decoder {
 };
 
 }  // namespace
+
+LoadCall MakeDecodeLoadCall(const AttentionClient& client, const DecodeOptions& options,
+                            uint32_t seed, std::string* session_id, int64_t* wire_bytes) {
+  std::mt19937 rng(seed);
+  absl::StatusOr<pb::Session> session =
+      client.CreateSession(SessionRequest(options, options.prefill + kDecodeLoadSteps));
+  absl::Status setup = session.status();
+  // Prefilled in chunks, each well under the message limit.
+  constexpr int64_t kChunk = 256;
+  if (setup.ok()) *session_id = session->session_id();
+  for (int64_t done = 0; setup.ok() && done < options.prefill; done += kChunk) {
+    const int64_t n = std::min(kChunk, options.prefill - done);
+    setup = client.SessionAttend(StepRequest(options, *session_id, n, rng)).status();
+  }
+  if (!setup.ok()) {
+    return [setup] { return setup; };
+  }
+  pb::SessionAttendRequest step = StepRequest(options, *session_id, 1, rng);
+  absl::StatusOr<pb::SessionAttendResponse> first = client.SessionAttend(step);
+  if (!first.ok()) {
+    const absl::Status failed = first.status();
+    return [failed] { return failed; };
+  }
+  *wire_bytes = static_cast<int64_t>(step.ByteSizeLong() + first->ByteSizeLong());
+  return [&client, step = std::move(step), id = *session_id, prefill = options.prefill,
+          held = options.prefill + 1]() mutable -> absl::Status {
+    if (held == prefill + kDecodeLoadSteps) {
+      if (absl::Status s = client.TruncateSession(id, prefill).status(); !s.ok()) return s;
+      held = prefill;
+    }
+    absl::Status status = client.SessionAttend(step).status();
+    if (status.ok()) ++held;
+    return status;
+  };
+}
 
 absl::StatusOr<DecodeReport> RunDecode(const AttentionClient& client,
                                        const DecodeOptions& options) {

@@ -1,14 +1,19 @@
 // A synthetic decode through a KV-cache session (attn-client decode): one session of one layer,
 // a prefill of random tokens, then decode steps of one token each; with `verify`, every step's
 // output is compared with stateless Attend over the same keys and values, sent whole as a
-// client without sessions must. Not thread-safe (one decode per call).
+// client without sessions must. And the decode load of `attn-client bench --decode`: one such
+// session per client, stepped in a closed loop. Not thread-safe (one decode per call).
 #ifndef ATTNSERVE_CLIENT_DECODE_H_
 #define ATTNSERVE_CLIENT_DECODE_H_
 
 #include <cstdint>
 
+#include <memory>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "client/attention_client.h"
+#include "client/load_generator.h"
 
 namespace attn {
 
@@ -41,6 +46,18 @@ struct DecodeReport {
 // a step over kDecodeTolerance is INTERNAL naming the step and the error.
 absl::StatusOr<DecodeReport> RunDecode(const AttentionClient& client,
                                        const DecodeOptions& options);
+
+// Decode steps between truncations in a decode load: its sessions hold prefill to
+// prefill + kDecodeLoadSteps - 1 positions.
+inline constexpr int64_t kDecodeLoadSteps = 64;
+
+// One client of a decode load: a session of `options` (seeded by `seed`) created and prefilled
+// now, then each call one decode step of a new token, the session truncated back to the prefill
+// (within the call) every kDecodeLoadSteps steps. A failure to set up makes every call return
+// it. `session_id` gets the session's id (for closing it after the run) and `wire_bytes` the
+// bytes of one step on the wire (request + response).
+LoadCall MakeDecodeLoadCall(const AttentionClient& client, const DecodeOptions& options,
+                            uint32_t seed, std::string* session_id, int64_t* wire_bytes);
 
 }  // namespace attn
 

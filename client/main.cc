@@ -8,6 +8,7 @@
 //                      --kv_dtype float32|bfloat16] [--verify]
 //   attn-client bench --shape B,H,Sq,Sk,D [--concurrency N --connections C --duration 10s
 //                     --warmup 1s --json]
+//   attn-client bench --decode [--prefill N --heads H --kv_heads G --head_dim D --kv_dtype T]
 // Every subcommand takes --address. Exit status 0 = success, 1 = the call or the check failed,
 // 2 = bad usage.
 #include <chrono>
@@ -69,7 +70,10 @@ ABSL_FLAG(int64_t, d_model, 64, "mha: embedding width (random weights)");
 ABSL_FLAG(int64_t, heads, 4,
           "mha, decode: attention heads (random weights; --kv_heads for GQA)");
 ABSL_FLAG(int64_t, head_dim, 64, "decode: dims per head");
-ABSL_FLAG(int64_t, prefill, 1000, "decode: tokens of the first step");
+ABSL_FLAG(int64_t, prefill, 1000, "decode: tokens of the first step; bench --decode: context");
+ABSL_FLAG(bool, decode, false,
+          "bench: decode steps on KV-cache sessions (one per call kept outstanding; --prefill, "
+          "--heads, --kv_heads, --head_dim, --kv_dtype) instead of Attend");
 ABSL_FLAG(int64_t, steps, 100, "decode: one-token steps after it");
 ABSL_FLAG(std::string, kv_dtype, "float32", "decode: what the session's pages hold, float32 or "
           "bfloat16");
@@ -108,7 +112,8 @@ constexpr char kUsage[] =
     "           against stateless Attend resending the whole past\n"
     "  bench    closed-loop load: --concurrency calls of --shape outstanding for --duration\n"
     "           after --warmup, over --connections (default one per call); prints requests/s,\n"
-    "           latency percentiles, errors by code (--json)\n";
+    "           latency percentiles, errors by code (--json); --decode: decode steps instead,\n"
+    "           each caller on its own KV-cache session of --prefill tokens\n";
 
 int Usage(const std::string& problem) {
   std::cerr << problem << "\n\n" << kUsage;
@@ -214,9 +219,85 @@ int Attend(const attn::AttentionClient& client) {
   return report.ok ? 0 : 1;
 }
 
+// The decode options of the flags (decode, bench --decode), or a usage error.
+absl::StatusOr<attn::DecodeOptions> DecodeOptionsFromFlags() {
+  attn::DecodeOptions options;
+  options.heads = absl::GetFlag(FLAGS_heads);
+  options.kv_heads = absl::GetFlag(FLAGS_kv_heads) == 0 ? options.heads
+                                                        : absl::GetFlag(FLAGS_kv_heads);
+  options.head_dim = absl::GetFlag(FLAGS_head_dim);
+  options.prefill = absl::GetFlag(FLAGS_prefill);
+  options.steps = absl::GetFlag(FLAGS_steps);
+  options.verify = absl::GetFlag(FLAGS_verify);
+  options.seed = absl::GetFlag(FLAGS_seed);
+  const std::string kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
+  if (kv_dtype != "float32" && kv_dtype != "bfloat16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kv_dtype=", kv_dtype, ": use float32 or bfloat16"));
+  }
+  options.bf16_pages = kv_dtype == "bfloat16";
+  if (options.prefill < 1 || options.steps < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--prefill=", options.prefill,
+                                                   " --steps=", options.steps,
+                                                   ": use --prefill >= 1 and --steps >= 0"));
+  }
+  return options;
+}
+
+// decode: a synthetic decode through a KV-cache session (client/decode.h).
+int Decode(const attn::AttentionClient& client) {
+  absl::StatusOr<attn::DecodeOptions> parsed = DecodeOptionsFromFlags();
+  if (!parsed.ok()) return Usage(std::string(parsed.status().message()));
+  const attn::DecodeOptions& options = *parsed;
+  const std::string kv_dtype = options.bf16_pages ? "bfloat16" : "float32";
+  absl::StatusOr<attn::DecodeReport> report = attn::RunDecode(client, options);
+  if (!report.ok()) return Failed(report.status());
+  std::printf("decode H=%ld Hkv=%ld D=%ld %s pages: prefill %ld tokens %.2f ms, %ld steps "
+              "%.3f ms each (median), %ld bytes on the wire per step; %ld tokens cached\n",
+              options.heads, options.kv_heads, options.head_dim, kv_dtype.c_str(),
+              options.prefill, report->prefill_ms, options.steps, report->step_ms_median,
+              report->step_wire_bytes, report->tokens);
+  if (!options.verify) return 0;
+  std::printf("verify: %ld steps against stateless Attend (%ld bytes on the wire for the last), "
+              "max |error| %.3g <= %.0e: OK\n",
+              report->steps_checked, report->stateless_wire_bytes, report->max_abs_error,
+              attn::kDecodeTolerance);
+  return 0;
+}
+
+// bench --decode: a closed loop of decode steps, each client on its own KV-cache session (prefilled
+// once, truncated back every attn::kDecodeLoadSteps steps), closed after the run.
+int BenchDecode(const attn::ClientSecurity& security) {
+  absl::StatusOr<attn::DecodeOptions> decode = DecodeOptionsFromFlags();
+  if (!decode.ok()) return Usage(std::string(decode.status().message()));
+  absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
+  if (!options.ok()) return Usage(std::string(options.status().message()));
+  std::vector<std::unique_ptr<attn::AttentionClient>> clients;
+  for (int i = 0; i < options->concurrency; ++i) clients.push_back(NewClient(security));
+  std::vector<std::string> ids(options->concurrency);
+  std::vector<int64_t> wire_bytes(options->concurrency, 0);
+  const attn::LoadResult result = attn::RunClosedLoop(*options, [&](int i) {
+    return attn::MakeDecodeLoadCall(*clients[i], *decode, decode->seed + i, &ids[i],
+                                    &wire_bytes[i]);
+  });
+  for (int i = 0; i < options->concurrency; ++i) {
+    if (!ids[i].empty()) clients[i]->CloseSession(ids[i]).IgnoreError();  // or it expires
+  }
+  return attn::PrintLoadResult(
+      {.target = absl::GetFlag(FLAGS_address),
+       .request = absl::StrCat("decode step H=", decode->heads, " Hkv=", decode->kv_heads,
+                               " D=", decode->head_dim, " ",
+                               decode->bf16_pages ? "bfloat16" : "float32", " pages, context ",
+                               decode->prefill, "..", decode->prefill + attn::kDecodeLoadSteps - 1,
+                               ", ", wire_bytes[0], " bytes on the wire per step"),
+       .connections = options->concurrency},
+      *options, result);
+}
+
 // bench: a closed loop of Attend calls, each caller with its own copy of the request, the
 // callers spread round robin over --connections connections.
 int Bench(const attn::ClientSecurity& security) {
+  if (absl::GetFlag(FLAGS_decode)) return BenchDecode(security);
   absl::StatusOr<attn::RandomAttendSpec> spec = attn::RandomAttendSpecFromFlags();
   if (!spec.ok()) return Usage(std::string(spec.status().message()));
   absl::StatusOr<attn::LoadOptions> options = attn::LoadOptionsFromFlags();
@@ -255,41 +336,6 @@ absl::StatusOr<int64_t> NamedWeightsWidth(const attn::AttentionClient& client,
     if (info.name() == name) return info.d_model();
   }
   return absl::NotFoundError(absl::StrCat("the server holds no weights named \"", name, "\""));
-}
-
-// decode: a synthetic decode through a KV-cache session (client/decode.h).
-int Decode(const attn::AttentionClient& client) {
-  attn::DecodeOptions options;
-  options.heads = absl::GetFlag(FLAGS_heads);
-  options.kv_heads = absl::GetFlag(FLAGS_kv_heads) == 0 ? options.heads
-                                                        : absl::GetFlag(FLAGS_kv_heads);
-  options.head_dim = absl::GetFlag(FLAGS_head_dim);
-  options.prefill = absl::GetFlag(FLAGS_prefill);
-  options.steps = absl::GetFlag(FLAGS_steps);
-  options.verify = absl::GetFlag(FLAGS_verify);
-  options.seed = absl::GetFlag(FLAGS_seed);
-  const std::string kv_dtype = absl::GetFlag(FLAGS_kv_dtype);
-  if (kv_dtype != "float32" && kv_dtype != "bfloat16") {
-    return Usage(absl::StrCat("--kv_dtype=", kv_dtype, ": use float32 or bfloat16"));
-  }
-  options.bf16_pages = kv_dtype == "bfloat16";
-  if (options.prefill < 1 || options.steps < 0) {
-    return Usage(absl::StrCat("--prefill=", options.prefill, " --steps=", options.steps,
-                              ": use --prefill >= 1 and --steps >= 0"));
-  }
-  absl::StatusOr<attn::DecodeReport> report = attn::RunDecode(client, options);
-  if (!report.ok()) return Failed(report.status());
-  std::printf("decode H=%ld Hkv=%ld D=%ld %s pages: prefill %ld tokens %.2f ms, %ld steps "
-              "%.3f ms each (median), %ld bytes on the wire per step; %ld tokens cached\n",
-              options.heads, options.kv_heads, options.head_dim, kv_dtype.c_str(),
-              options.prefill, report->prefill_ms, options.steps, report->step_ms_median,
-              report->step_wire_bytes, report->tokens);
-  if (!options.verify) return 0;
-  std::printf("verify: %ld steps against stateless Attend (%ld bytes on the wire for the last), "
-              "max |error| %.3g <= %.0e: OK\n",
-              report->steps_checked, report->stateless_wire_bytes, report->max_abs_error,
-              attn::kDecodeTolerance);
-  return 0;
 }
 
 int MultiHead(const attn::AttentionClient& client) {

@@ -1,11 +1,12 @@
 """End-to-end: attn-client against a real attnserve (info, health, demo, attend --verify, mha
---verify, decode --verify, weights list/put/delete, bench)."""
+--verify, decode --verify, weights list/put/delete, bench, bench --decode)."""
 import json
 import os
 import re
 import subprocess
 import tempfile
 import unittest
+import urllib.request
 
 from attnserve_process import AttnServe, run_client
 from load_report_checks import SMALL_LOAD, ReportChecks
@@ -147,6 +148,21 @@ class CliTest(unittest.TestCase, ReportChecks):
         self.assertEqual(report["connections"], 2)  # one per concurrent call by default
         self.assertIn("B=1 H=4 Hkv=4 Sq=32 Sk=32 D=16", report["request"])
         self.assertIn("CAUSAL_UPPER_LEFT", report["request"])
+
+    def test_bench_decode_steps_sessions_and_closes_them(self):
+        result = self.client("bench", "--decode", "--prefill=300", "--heads=8", "--kv_heads=2",
+                             "--head_dim=32", "--duration=1s", "--warmup=0.2s",
+                             "--concurrency=2", "--json")
+        report = self.assert_clean_report(result)
+        self.assertIn("decode step H=8 Hkv=2 D=32 float32 pages, context 300..363", report["request"])
+        # One token's q, k, v and output: 2 x 8 x 32 + 2 x 2 x 32 floats and a little framing.
+        step = int(re.search(r"(\d+) bytes on the wire per step", report["request"])[1])
+        self.assertGreater(step, 4 * (2 * 8 * 32 + 2 * 2 * 32))
+        self.assertLess(step, 4 * (2 * 8 * 32 + 2 * 2 * 32) + 200)
+        # The sessions were closed: none is left on the server.
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.server.http_port}/metrics",
+                                    timeout=10) as reply:
+            self.assertRegex(reply.read().decode(), r"(?m)^attnserve_kv_sessions 0$")
 
     def test_bench_text_report(self):
         result = self.client("bench", *SMALL_LOAD, "--maps=both", "--kv_heads=2")
