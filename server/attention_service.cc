@@ -275,6 +275,36 @@ grpc::ServerUnaryReactor* AttentionService::MultiHeadAttend(
       });
 }
 
+void AttentionService::AttendFor(grpc::CallbackServerContext* context, const char* method,
+                                 const pb::AttendRequest& request, pb::AttendResponse* response,
+                                 const absl::Status& refused,
+                                 absl::AnyInvocable<void(const grpc::Status&) &&> done) {
+  Job job = GrpcJob(context, method, [&request] { return DescribeAttendRequest(request); },
+                    request, response, response->mutable_timing(),
+                    EstimateAttendBytes(request, executor_.intra_op_threads()),
+                    [this, &request, response](CallContext* call) {
+                      return RunAttend(request, limits_, engine_, response, call);
+                    });
+  if (job.authorized.ok()) job.authorized = refused;
+  Execute(std::move(job), std::move(done));
+}
+
+void AttentionService::MultiHeadAttendFor(grpc::CallbackServerContext* context,
+                                          const char* method,
+                                          const pb::MultiHeadAttendRequest& request,
+                                          pb::AttendResponse* response, const absl::Status& refused,
+                                          absl::AnyInvocable<void(const grpc::Status&) &&> done) {
+  Job job = GrpcJob(context, method, [&request] { return DescribeMultiHeadRequest(request); },
+                    request, response, response->mutable_timing(),
+                    EstimateMultiHeadBytes(request, registry_, executor_.intra_op_threads()),
+                    [this, &request, response](CallContext* call) {
+                      return RunMultiHeadAttend(request, limits_, layer_, registry_, response,
+                                                call);
+                    });
+  if (job.authorized.ok()) job.authorized = refused;
+  Execute(std::move(job), std::move(done));
+}
+
 void AttentionService::OnSession(grpc::CallbackServerContext* context,
                                  const pb::MultiHeadAttendRequest& request,
                                  pb::AttendResponse& response, Job& job) {

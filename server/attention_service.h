@@ -130,6 +130,24 @@ class AttentionService final : public AttentionServiceBase {
                                        const attention::v1::MultiHeadAttendRequest& request,
                                        attention::v1::AttendResponse* response);
 
+  // Attend and MultiHeadAttend for another protocol's front (inference_service.h), under
+  // `method` in the log and metrics: the same admission, limits, bearer token, deadline and
+  // workers as the gRPC calls; `refused` (when not OK) refuses the call with it, logged and
+  // counted like a bad request. `done` gets the status once `response` is filled; the request
+  // and response must outlive it.
+  void AttendFor(grpc::CallbackServerContext* context, const char* method,
+                 const attention::v1::AttendRequest& request,
+                 attention::v1::AttendResponse* response, const absl::Status& refused,
+                 absl::AnyInvocable<void(const grpc::Status&) &&> done);
+  void MultiHeadAttendFor(grpc::CallbackServerContext* context, const char* method,
+                          const attention::v1::MultiHeadAttendRequest& request,
+                          attention::v1::AttendResponse* response, const absl::Status& refused,
+                          absl::AnyInvocable<void(const grpc::Status&) &&> done);
+  // OK, or UNAUTHENTICATED when tokens are required and the call carries none of them.
+  absl::Status AuthorizeCall(grpc::CallbackServerContext* context) const {
+    return Authorize(context);
+  }
+
   // From now on every call of this service (not health, not reflection) must carry a bearer
   // token `auth` accepts. Call before the server starts; `auth` must outlive the service.
   void RequireTokens(const AuthTokens* auth) { auth_ = auth; }

@@ -33,7 +33,8 @@ AttentionServer::AttentionServer(const ServerOptions& options)
                {.max_inflight = options.max_inflight > 0 ? options.max_inflight
                                                  : options.executor.workers,
                 .max_queue = options.max_queue,
-                .memory_budget_bytes = options.memory_budget_bytes}) {}
+                .memory_budget_bytes = options.memory_budget_bytes}),
+      inference_(service_, registry_) {}
 
 AttentionServer::~AttentionServer() { Shutdown(absl::ZeroDuration()); }
 
@@ -68,6 +69,7 @@ absl::StatusOr<std::unique_ptr<AttentionServer>> AttentionServer::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(&server->service_);
+  builder.RegisterService(&server->inference_);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options.address));

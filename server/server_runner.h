@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/attention_service.h"
 #include "server/http_gateway.h"
+#include "server/inference_service.h"
 #include "server/request_fields.h"
 #include "server/server_credentials.h"
 #include "src/engine/attention_engine.h"
@@ -82,6 +83,7 @@ class AttentionServer {
   WeightRegistry registry_;
   SessionStore sessions_;
   AttentionService service_;
+  InferenceService inference_;  // the Open Inference Protocol, on service_
   std::unique_ptr<AuthTokens> auth_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpGateway> http_;

@@ -18,7 +18,7 @@ add_custom_target(e2e_python_stubs ALL DEPENDS ${REFLECTION_PY} python_stubs)
 foreach(suite test_cli test_python_client test_server_process test_multi_head test_http_gateway
               test_readme
               test_heatmap test_ghz_configs test_observability_configs test_tls_auth
-              test_hostile_input test_drain test_sessions)
+              test_hostile_input test_drain test_sessions test_inference_protocol)
   add_test(NAME e2e.${suite}
            COMMAND ${SYSTEM_PYTHON} -m unittest -v ${suite}
            WORKING_DIRECTORY ${E2E_DIR})
