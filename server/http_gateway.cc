@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/inference_gateway.h"
 #include "server/request_id.h"
 #include "server/session_gateway.h"
 #include "server/status_convert.h"
@@ -148,7 +149,8 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
                   return service.MultiHeadAttendBlocking(args...);
                 });
               });
-  AddSessionRoutes(server, std::move(in_process));
+  AddSessionRoutes(server, in_process);
+  AddInferenceRoutes(server, std::move(in_process));
 
   gateway->port_ = port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
   if (gateway->port_ <= 0) {

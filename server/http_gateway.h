@@ -3,7 +3,8 @@
 // draining), and a JSON gateway: POST /v1/attend and POST /v1/multi_head_attend take the protobuf
 // JSON mapping of AttendRequest / MultiHeadAttendRequest and answer the JSON of AttendResponse,
 // or {"code": "INVALID_ARGUMENT", "message": "..."} with the HTTP status of the gRPC code; the
-// KV-cache session routes are session_gateway.h's. The work runs on the service's workers; HTTP
+// KV-cache session routes are session_gateway.h's, the Open Inference Protocol's REST routes
+// inference_gateway.h's. The work runs on the service's workers; HTTP
 // threads only wait. `x-request-id` and `traceparent` headers are honoured as in gRPC and the
 // id is echoed. Thread-safe.
 #ifndef ATTNSERVE_SERVER_HTTP_GATEWAY_H_

@@ -8,13 +8,16 @@ called through stubs generated from proto/inference/grpc_predict_v2.proto alone.
   attention.v1 Attend's answer; the answer mirrors the request's choice of raw or typed;
 - ModelInfer of "mha.<name>" equal to MultiHeadAttend;
 - errors name the input, parameter or output; the calls show in /metrics by model;
+- the REST side (/v2/health/*, /v2, /v2/models/{m}[/ready], POST /v2/models/{m}/infer) with
+  JSON tensors, against the same reference;
 - with bearer tokens, ModelInfer needs one and ServerLive does not.
 """
+import json
 import os
-import re
 import sys
 import tempfile
 import unittest
+import urllib.error
 import urllib.request
 
 import grpc
@@ -221,6 +224,63 @@ class InferenceProtocolTest(unittest.TestCase):
             metrics = reply.read().decode()
         self.assertRegex(metrics, r'attnserve_requests_total\{method="ModelInfer/attention",'
                                   r'code="INVALID_ARGUMENT"\} [1-9]')
+
+    def test_rest_endpoints(self):
+        """The REST side: health, metadata, readiness, and an inference with nested JSON data
+        equal to the gRPC answer; SCORES' -inf as null; errors as {"error"}."""
+        port = self.server.http_port
+
+        def rest(path, body=None):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as reply:
+                    return reply.status, json.loads(reply.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        self.assertEqual(rest("/v2/health/live"), (200, {"live": True}))
+        self.assertEqual(rest("/v2/health/ready"), (200, {"ready": True}))
+        self.assertEqual(rest("/v2")[1]["name"], "attnserve")
+        self.assertEqual(rest("/v2/models/attention/ready"),
+                         (200, {"name": "attention", "ready": True}))
+        status, meta = rest("/v2/models/attention")
+        self.assertEqual((status, meta["outputs"][0]["name"]), (200, "OUTPUT"))
+        status, error = rest("/v2/models/nope/ready")
+        self.assertEqual(status, 404)
+        self.assertIn('model "nope" does not exist', error["error"])
+        body = {"id": "rest-1", "parameters": {"causal": "upper_left", "scale": 0.25},
+                "inputs": [{"name": name, "shape": list(array.shape), "datatype": "FP32",
+                            "data": array.tolist()}  # nested lists
+                           for name, array in (("QUERY", self.q), ("KEY", self.k),
+                                               ("VALUE", self.v))],
+                "outputs": [{"name": "OUTPUT"}, {"name": "SCORES"}]}
+        status, answer = rest("/v2/models/attention/infer", body)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["id"], "rest-1")
+        outputs = {o["name"]: o for o in answer["outputs"]}
+        want_out, _, want_s = reference(self.q, self.k, self.v, scale=0.25,
+                                        causal=pb.CAUSAL_UPPER_LEFT)
+        np.testing.assert_allclose(np.array(outputs["OUTPUT"]["data"]).reshape(want_out.shape),
+                                   want_out, atol=TOLERANCE)
+        scores = np.array([-np.inf if x is None else x for x in outputs["SCORES"]["data"]])
+        np.testing.assert_allclose(scores.reshape(want_s.shape), want_s, atol=TOLERANCE)
+        # BF16 numbers are rounded to bf16 first.
+        for tensor in body["inputs"]:
+            tensor["datatype"] = "BF16"
+        status, answer = rest("/v2/models/attention/infer", body)
+        rounded = [from_bf16_bits(to_bf16_bits(x)) for x in (self.q, self.k, self.v)]
+        want_out = reference(*rounded, scale=0.25, causal=pb.CAUSAL_UPPER_LEFT)[0]
+        got = np.array(answer["outputs"][0]["data"]).reshape(want_out.shape)
+        np.testing.assert_allclose(got, want_out, atol=TOLERANCE)
+        for bad, part in (({"inputs": "x"}, "inputs must be an array"),
+                          ({"inputs": [{"name": "QUERY"}]}, "inputs[0] must be an object"),
+                          ({"inputs": body["inputs"][:2]}, "inputs must include VALUE")):
+            status, error = rest("/v2/models/attention/infer", bad)
+            self.assertEqual(status, 400, error)
+            self.assertIn(part, error["error"])
 
     def test_tokens_guard_every_rpc_but_the_probes(self):
         with tempfile.NamedTemporaryFile("w", suffix=".tokens") as tokens:
