@@ -10,6 +10,7 @@ called through stubs generated from proto/inference/grpc_predict_v2.proto alone.
 - errors name the input, parameter or output; the calls show in /metrics by model;
 - the REST side (/v2/health/*, /v2, /v2/models/{m}[/ready], POST /v2/models/{m}/infer) with
   JSON tensors, against the same reference;
+- deploy/ghz/inference/model-infer.json is a valid ghz config whose request is answered;
 - with bearer tokens, ModelInfer needs one and ServerLive does not.
 """
 import json
@@ -23,7 +24,10 @@ import urllib.request
 import grpc
 import numpy as np
 
+from google.protobuf import json_format
+
 from attnserve_process import BUILD_DIR, AttnServe
+from test_ghz_configs import GHZ_DIR, GHZ_KEYS, ROOT
 from test_python_client import from_bf16_bits, from_tensor, reference, to_bf16_bits, to_tensor
 
 sys.path.insert(0, os.path.join(BUILD_DIR, "python"))
@@ -281,6 +285,22 @@ class InferenceProtocolTest(unittest.TestCase):
             status, error = rest("/v2/models/attention/infer", bad)
             self.assertEqual(status, 400, error)
             self.assertIn(part, error["error"])
+
+    def test_ghz_config_calls_model_infer(self):
+        """deploy/ghz/inference/model-infer.json: the keys ghz reads, the protocol's .proto and
+        call, and its inline request answered OK with the outputs it asks for."""
+        with open(os.path.join(GHZ_DIR, "inference", "model-infer.json")) as f:
+            config = json.load(f)
+        self.assertLessEqual(set(config), GHZ_KEYS)
+        self.assertEqual(config["call"], "inference.GRPCInferenceService.ModelInfer")
+        self.assertEqual(config["proto"], "proto/inference/grpc_predict_v2.proto")
+        self.assertTrue(os.path.isfile(os.path.join(ROOT, config["proto"])))
+        self.assertRegex(config["host"], r"^127\.0\.0\.1:\d+$")
+        self.assertEqual(config["connections"], config["concurrency"])
+        request = json_format.ParseDict(config["data"], v2.ModelInferRequest())
+        got = outputs_of(self.stub.ModelInfer(request))
+        self.assertEqual({k: v.shape for k, v in got.items()},
+                         {"OUTPUT": (1, 2, 8, 16), "ATTENTION": (1, 2, 8, 8)})
 
     def test_tokens_guard_every_rpc_but_the_probes(self):
         with tempfile.NamedTemporaryFile("w", suffix=".tokens") as tokens:
