@@ -3,6 +3,7 @@ Dockerfile, the contract and the real server: ports, probe service names, labels
 image name, user, CPU budget, shutdown timing. Then starts build/attnserve through the image's
 entrypoint with the ConfigMap's flags, asks it the probes' health questions and reads /metrics.
 """
+import contextlib
 import glob
 import json
 import os
@@ -65,6 +66,42 @@ def cpus_used(flags):
 
 def project_version():
     return re.search(r"project\(attnserve VERSION ([\d.]+)", read("CMakeLists.txt")).group(1)
+
+
+@contextlib.contextmanager
+def entrypoint_server(flags, **extra):
+    """build/attnserve started through the image's entrypoint with the ATTN_* `flags` (its
+    addresses moved to loopback) and the `extra` environment. Yields (process, gRPC address,
+    HTTP base URL, log file); kills the process on exit if it still runs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTN_")}
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file, http_port_file = os.path.join(tmp, "port"), os.path.join(tmp, "http_port")
+        env.update(flags, ATTN_ADDRESS="127.0.0.1:0", ATTN_PORT_FILE=port_file,
+                   ATTN_METRICS_ADDRESS="127.0.0.1:0", ATTN_METRICS_PORT_FILE=http_port_file,
+                   PATH=BUILD_DIR + os.pathsep + env["PATH"], **extra)
+        entrypoint = os.path.join(ROOT, "deploy", "docker", "entrypoint.sh")
+        with open(os.path.join(tmp, "log"), "w+") as log:
+            server = subprocess.Popen([entrypoint], env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 30
+                while server.poll() is None and not (
+                        os.path.exists(port_file) and os.path.exists(http_port_file)):
+                    if time.monotonic() > deadline:
+                        raise AssertionError("attnserve did not start")
+                    time.sleep(0.05)
+                if server.poll() is not None:
+                    log.seek(0)
+                    raise AssertionError(f"attnserve exited: {log.read()}")
+                time.sleep(0.1)  # the port files are written whole right after they appear
+                with open(port_file) as f:
+                    address = f"127.0.0.1:{int(f.read())}"
+                with open(http_port_file) as f:
+                    http = f"http://127.0.0.1:{int(f.read())}"
+                yield server, address, http, log
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()
 
 
 class Manifests(unittest.TestCase):
@@ -224,54 +261,28 @@ class Manifests(unittest.TestCase):
     def test_server_takes_the_configmap_flags_and_answers_the_probes(self):
         """The entrypoint with the ConfigMap's environment (addresses moved to loopback), and
         the CPU tier cap, which the server reads from its environment (not a flag)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTN_")}
-        with tempfile.TemporaryDirectory() as tmp:
-            port_file, http_port_file = os.path.join(tmp, "port"), os.path.join(tmp, "http_port")
-            env.update(self.config, ATTN_ADDRESS="127.0.0.1:0", ATTN_PORT_FILE=port_file,
-                       ATTN_METRICS_ADDRESS="127.0.0.1:0", ATTN_METRICS_PORT_FILE=http_port_file,
-                       ATTN_MAX_CPU_ISA="avx2", PATH=BUILD_DIR + os.pathsep + env["PATH"])
-            entrypoint = os.path.join(ROOT, "deploy", "docker", "entrypoint.sh")
-            with open(os.path.join(tmp, "log"), "w+") as log:
-                server = subprocess.Popen([entrypoint], env=env, stdout=log, stderr=subprocess.STDOUT)
-                try:
-                    deadline = time.monotonic() + 30
-                    while server.poll() is None and not (
-                            os.path.exists(port_file) and os.path.exists(http_port_file)):
-                        self.assertLess(time.monotonic(), deadline, "attnserve did not start")
-                        time.sleep(0.05)
-                    if server.poll() is not None:
-                        log.seek(0)
-                        self.fail(f"attnserve exited: {log.read()}")
-                    with open(port_file) as f:
-                        address = f"127.0.0.1:{int(f.read())}"
-                    for probe in ("readinessProbe", "livenessProbe"):
-                        service = self.container[probe]["grpc"]["service"]
-                        check = subprocess.run(
-                            [os.path.join(BUILD_DIR, "attn-client"), "health", f"--address={address}",
-                             f"--service={service}", "--timeout_s=5"],
-                            capture_output=True, text=True, timeout=30)
-                        self.assertEqual(check.returncode, 0, f"{probe} {service!r}: {check.stdout}{check.stderr}")
-                    with open(http_port_file) as f:
-                        http = f"http://127.0.0.1:{int(f.read())}"
-                    path = self.deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
-                    with urllib.request.urlopen(http + path, timeout=10) as reply:
-                        self.assertEqual(reply.status, 200)
-                        self.assertIn("# TYPE", reply.read().decode())
-                    server.send_signal(signal.SIGTERM)
-                    self.assertEqual(server.wait(timeout=30), 0)
-                finally:
-                    if server.poll() is None:
-                        server.kill()
-                        server.wait()
-                log.seek(0)
-                events = [json.loads(line) for line in log if line.startswith("{")]
+        with entrypoint_server(self.config, ATTN_MAX_CPU_ISA="avx2") as (server, address, http, log):
+            for probe in ("readinessProbe", "livenessProbe"):
+                service = self.container[probe]["grpc"]["service"]
+                check = subprocess.run(
+                    [os.path.join(BUILD_DIR, "attn-client"), "health", f"--address={address}",
+                     f"--service={service}", "--timeout_s=5"],
+                    capture_output=True, text=True, timeout=30)
+                self.assertEqual(check.returncode, 0, f"{probe} {service!r}: {check.stdout}{check.stderr}")
+            path = self.deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+            with urllib.request.urlopen(http + path, timeout=10) as reply:
+                self.assertEqual(reply.status, 200)
+                self.assertIn("# TYPE", reply.read().decode())
+            server.send_signal(signal.SIGTERM)
+            self.assertEqual(server.wait(timeout=30), 0)
+            log.seek(0)
+            events = [json.loads(line) for line in log if line.startswith("{")]
         started = next(e for e in events if e["event"] == "started")
         self.assertEqual(started["workers"], int(self.config["ATTN_WORKERS"]))
         self.assertEqual(started["intra_op_threads"], int(self.config["ATTN_INTRA_OP_THREADS"]))
         self.assertEqual(started["cpu_tier"], "avx2")
         self.assertEqual([e["event"] for e in events if e["event"] in ("draining", "stopped")],
                          ["draining", "stopped"])
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,17 +7,13 @@ entrypoint with the runtime's environment (addresses on loopback) and asks it th
 REST inference.
 """
 import json
-import os
 import signal
-import subprocess
-import tempfile
-import time
 import unittest
 import urllib.request
 
 import yaml  # Debian's python3-yaml
 
-from test_k8s_manifests import BUILD_DIR, ROOT, cpus_used, project_version, read
+from test_k8s_manifests import cpus_used, entrypoint_server, project_version, read
 
 
 def memory_bytes(value):
@@ -67,44 +63,21 @@ class KServeManifests(unittest.TestCase):
         self.assertLessEqual(scale["scaleTarget"], int(self.env["ATTN_WORKERS"]))
 
     def test_server_answers_the_probes_and_an_inference(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ATTN_")}
-        with tempfile.TemporaryDirectory() as tmp:
-            port_file, http_port_file = os.path.join(tmp, "port"), os.path.join(tmp, "http_port")
-            env.update(self.env, ATTN_ADDRESS="127.0.0.1:0", ATTN_PORT_FILE=port_file,
-                       ATTN_METRICS_ADDRESS="127.0.0.1:0", ATTN_METRICS_PORT_FILE=http_port_file,
-                       PATH=BUILD_DIR + os.pathsep + env["PATH"])
-            entrypoint = os.path.join(ROOT, "deploy", "docker", "entrypoint.sh")
-            with open(os.path.join(tmp, "log"), "w+") as log:
-                server = subprocess.Popen([entrypoint], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT)
-                try:
-                    deadline = time.monotonic() + 30
-                    while server.poll() is None and not os.path.exists(http_port_file):
-                        self.assertLess(time.monotonic(), deadline, "attnserve did not start")
-                        time.sleep(0.05)
-                    self.assertIsNone(server.poll(), "attnserve exited")
-                    time.sleep(0.2)  # the port file is written whole right after it appears
-                    with open(http_port_file) as f:
-                        http = f"http://127.0.0.1:{int(f.read())}"
-                    for probe in ("readinessProbe", "livenessProbe"):
-                        path = self.container[probe]["httpGet"]["path"]
-                        with urllib.request.urlopen(http + path, timeout=10) as reply:
-                            self.assertEqual(reply.status, 200, path)
-                    body = {"inputs": [{"name": name, "shape": [1, 1, 2, 2], "datatype": "FP32",
-                                        "data": [1, 0, 0, 1]} for name in ("QUERY", "KEY", "VALUE")]}
-                    request = urllib.request.Request(
-                        http + "/v2/models/attention/infer", data=json.dumps(body).encode(),
-                        headers={"Content-Type": "application/json"})
-                    with urllib.request.urlopen(request, timeout=30) as reply:
-                        answer = json.loads(reply.read())
-                    self.assertEqual(answer["outputs"][0]["shape"], [1, 1, 2, 2])
-                    server.send_signal(signal.SIGTERM)
-                    self.assertEqual(server.wait(timeout=30), 0)
-                finally:
-                    if server.poll() is None:
-                        server.kill()
-                        server.wait()
-
+        with entrypoint_server(self.env) as (server, _, http, _log):
+            for probe in ("readinessProbe", "livenessProbe"):
+                path = self.container[probe]["httpGet"]["path"]
+                with urllib.request.urlopen(http + path, timeout=10) as reply:
+                    self.assertEqual(reply.status, 200, path)
+            body = {"inputs": [{"name": name, "shape": [1, 1, 2, 2], "datatype": "FP32",
+                                "data": [1, 0, 0, 1]} for name in ("QUERY", "KEY", "VALUE")]}
+            request = urllib.request.Request(
+                http + "/v2/models/attention/infer", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                answer = json.loads(reply.read())
+            self.assertEqual(answer["outputs"][0]["shape"], [1, 1, 2, 2])
+            server.send_signal(signal.SIGTERM)
+            self.assertEqual(server.wait(timeout=30), 0)
 
 if __name__ == "__main__":
     unittest.main()
