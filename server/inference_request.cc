@@ -90,9 +90,10 @@ absl::Status ToKeyLengths(const InputRef& ref, pb::Mask* mask) {
         Field(input), ".datatype must be INT32 or INT64; got \"",
         input.datatype().substr(0, 40), "\""));
   }
-  if (input.shape_size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Field(input), " must have shape [B]; got rank ", input.shape_size()));
+  if (input.shape_size() != 1 || input.shape(0) < 0 || input.shape(0) > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Field(input), " must have shape [B] with 0 <= B < 2^31; got rank ", input.shape_size(),
+        input.shape_size() == 1 ? absl::StrCat(", B = ", input.shape(0)) : ""));
   }
   std::vector<int64_t> lengths;
   if (ref.raw != nullptr) {

@@ -1,9 +1,11 @@
 // libFuzzer target for hostile requests: arbitrary bytes parsed as an attention.v1 request and run
 // through the server's own admission estimate, validation and compute path (Estimate*Bytes,
-// RunAttend, RunMultiHeadAttend, the session calls) with small limits. The first byte modulo 7
-// selects the message: 0 AttendRequest, 1 MultiHeadAttendRequest (a registry holds small named
-// weights "w", d_model 8, 2 heads), 2 SessionAttendRequest, 3 SessionAttendBatchRequest,
-// 4 CreateSessionRequest, 5 ForkSessionRequest, 6 TruncateSessionRequest. Session ids "a", "b"
+// RunAttend, RunMultiHeadAttend, the session calls, the Open Inference Protocol's translation)
+// with small limits. The first byte modulo 9 selects the message: 0 AttendRequest,
+// 1 MultiHeadAttendRequest (a registry holds small named weights "w", d_model 8, 2 heads),
+// 2 SessionAttendRequest, 3 SessionAttendBatchRequest, 4 CreateSessionRequest,
+// 5 ForkSessionRequest, 6 TruncateSessionRequest, 7 inference.ModelInferRequest (models
+// "attention" and "mha.w"), 8 MultiHeadAttendRequest on a session. Session ids "a", "b"
 // and "c" name three sessions of a small store (f32 with GQA, bf16, max_tokens 40), which are
 // truncated back to empty after each input (and whatever it created closed; a page left in the
 // pool is a finding). Any crash, leak or sanitizer report is a finding; error statuses are
@@ -17,8 +19,11 @@
 
 #include "attention/v1/attention.pb.h"
 #include "google/protobuf/stubs/logging.h"
+#include "inference/grpc_predict_v2.pb.h"
 #include "server/attend_call.h"
+#include "server/inference_request.h"
 #include "server/multi_head_call.h"
+#include "server/multi_head_session_call.h"
 #include "server/request_fields.h"
 #include "server/session_call.h"
 #include "server/session_proto.h"
@@ -155,15 +160,59 @@ void RunSessionCall(Fixture& f, int selector, const void* body, int size) {
   f.Reset();
 }
 
+// A ModelInfer request (selector 7) translated and run as the server runs it, then answered.
+void RunModelInfer(Fixture& f, const void* body, int size) {
+  inference::ModelInferRequest request;
+  if (!request.ParseFromArray(body, size)) return;
+  attn::InferAnswerPlan plan;
+  attention::v1::AttendResponse answer;
+  if (request.model_name() == "mha.w") {
+    attention::v1::MultiHeadAttendRequest multi_head;
+    if (!attn::ToMultiHeadRequest(request, "w", &multi_head, &plan).ok()) return;
+    (void)attn::EstimateMultiHeadBytes(multi_head, f.registry, 2);
+    if (!attn::RunMultiHeadAttend(multi_head, kLimits, f.layer, f.registry, &answer).ok()) return;
+  } else {
+    attention::v1::AttendRequest attend;
+    if (!attn::ToAttendRequest(request, &attend, &plan).ok()) return;
+    (void)attn::EstimateAttendBytes(attend, 2);
+    if (!attn::RunAttend(attend, kLimits, f.engine, &answer).ok()) return;
+  }
+  inference::ModelInferResponse response;
+  attn::ToInferResponse(request, plan, answer, &response);
+}
+
+// MultiHeadAttend on a session (selector 8), its session leased and in line as the server does.
+void RunMultiHeadSessionStep(Fixture& f, const void* body, int size) {
+  attention::v1::MultiHeadAttendRequest request;
+  if (!request.ParseFromArray(body, size)) return;
+  f.Resolve(request.mutable_session_id());
+  const std::string* ids[] = {&request.session_id()};
+  attn::SessionTurns turns(f.sessions, ids, "", false);
+  if (turns.status().ok() && turns.Wait(absl::InfiniteFuture()).ok()) {
+    attention::v1::AttendResponse response;
+    (void)attn::RunMultiHeadSessionStep(request, kLimits, f.layer, f.registry, turns, f.sessions,
+                                        f.engine, &response, nullptr);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Fixture* fixture = new Fixture();
   if (size == 0) return 0;
-  const int selector = data[0] % 7;
+  const int selector = data[0] % 9;
   const bool multi_head = selector == 1;
   const void* body = data + 1;
   const int body_size = static_cast<int>(size - 1);
+  if (selector == 7) {
+    RunModelInfer(*fixture, body, body_size);
+    return 0;
+  }
+  if (selector == 8) {
+    RunMultiHeadSessionStep(*fixture, body, body_size);
+    fixture->Reset();
+    return 0;
+  }
   if (selector >= 2) {
     RunSessionCall(*fixture, selector, body, body_size);
     return 0;

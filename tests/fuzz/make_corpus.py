@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the fuzzer's seed corpus (tests/fuzz/corpus/): small valid and invalid serialized
 requests, each prefixed with the selector byte of attend_request_fuzzer.cc (0 = AttendRequest,
-1 = MultiHeadAttendRequest). Needs the Python stubs of a build: make_corpus.py [BUILD_DIR]."""
+1 = MultiHeadAttendRequest, 2-6 the session calls, 7 = ModelInferRequest, 8 = MultiHeadAttend on
+a session). Needs the Python stubs of a build: make_corpus.py [BUILD_DIR]."""
 import os
 import struct
 import sys
@@ -10,6 +11,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(sys.argv[1] if len(sys.argv) > 1 else
                                 os.path.join(here, "..", "..", "build"), "python"))
 from attention.v1 import attention_pb2 as pb  # noqa: E402
+from inference import grpc_predict_v2_pb2 as v2  # noqa: E402
 
 
 def values(shape, base=0.1):
@@ -105,6 +107,40 @@ sessions = {
     "session_fork": (5, pb.ForkSessionRequest(session_id="a", tokens=0)),
     "session_truncate": (6, pb.TruncateSessionRequest(session_id="c", tokens=-3)),
 }
+
+def infer(model, inputs, raw=True, **parameters):
+    """A ModelInferRequest of (name, datatype, shape) inputs, raw or typed FP32 values."""
+    request = v2.ModelInferRequest(model_name=model)
+    for name, datatype, shape in inputs:
+        n = 1
+        for d in shape:
+            n *= d
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=shape)
+        if raw:
+            size = {"FP32": 4, "INT64": 8, "INT32": 4, "BOOL": 1}.get(datatype, 2)
+            request.raw_input_contents.append(bytes((i * 37) % 61 for i in range(n * size)))
+        else:
+            tensor.contents.fp32_contents.extend([0.1 * (i % 5) for i in range(n)])
+    for key, value in parameters.items():
+        request.parameters[key].string_param = value
+    return request
+
+
+sessions.update({
+    "infer_attention_raw": (7, infer("attention", [("QUERY", "FP32", q), ("KEY", "BF16", kv),
+                                                   ("VALUE", "FP16", kv),
+                                                   ("KEY_LENGTHS", "INT64", [1])],
+                                     causal="lower_right", scale="0.5")),
+    "infer_attention_typed": (7, infer("attention", [("QUERY", "FP32", q), ("KEY", "FP32", kv),
+                                                     ("VALUE", "FP32", kv)], raw=False)),
+    "infer_mha": (7, infer("mha.w", [("INPUT", "FP32", [1, 3, 8])], causal="upper_left")),
+    "mha_session_step": (8, pb.MultiHeadAttendRequest(session_id="a", layer=1,
+                                                      input=values([1, 2, 8]),
+                                                      weights=weights(4, 2, 8, 4))),
+})
+infer_outputs = sessions["infer_attention_typed"][1].outputs
+infer_outputs.add(name="ATTENTION")
+infer_outputs.add(name="SCORES")
 
 out = os.path.join(here, "corpus")
 os.makedirs(out, exist_ok=True)
