@@ -17,14 +17,14 @@ asan_targets=(dtype_test attention_shapes_test reference_attention_test executor
   attention_service_test
   multi_head_service_test attend_stream_test admission_test call_gate_test memory_budget_test
   request_fields_test attend_wire_test stream_store_test kv_layer_cache_test session_store_test
-  session_step_test session_service_test)
+  session_step_test session_service_test inference_service_test)
 # Each test with its instantiation's prefix (ThreadsAndKeyTile/...), uncapped and at the avx2
 # tier (the AVX2 kernels; the other tiers' code is the same C++ as these).
-asan_tests='^(avx2\.)?([A-Za-z]+/)?(DType|AttentionShapes|OnlineSoftmax|ReferenceAttention|Executor|ExecutorOptions|StreamStore|ResizeUninitialized|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire|KvLayerCache|KvPagePool|SessionStore|Turns|SessionStep|SessionService)Test\.'
+asan_tests='^(avx2\.)?([A-Za-z]+/)?(DType|AttentionShapes|OnlineSoftmax|ReferenceAttention|Executor|ExecutorOptions|StreamStore|ResizeUninitialized|PrimitiveCache|AttentionEngine[A-Za-z]*|OperandCopies|MultiHeadWeights|MultiHeadAttention|WeightRegistry|Safetensors|WeightsFile|TensorCodec|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|CallGate|MemoryBudget|SaturatingArithmetic|AttendWire|KvLayerCache|KvPagePool|SessionStore|Turns|SessionStep|SessionService|InferenceService)Test\.'
 tsan_targets=(executor_test weight_registry_test call_gate_test memory_budget_test
   attention_service_test multi_head_service_test attend_stream_test admission_test
-  session_store_test session_step_test session_service_test)
-tsan_tests='^(Executor|WeightRegistry|CallGate|MemoryBudget|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|SessionStore|Turns|SessionStep|SessionService)Test\.'
+  session_store_test session_step_test session_service_test inference_service_test)
+tsan_tests='^(Executor|WeightRegistry|CallGate|MemoryBudget|AttentionService|AttentionServerShutdown|MultiHeadService|AttendStream|Admission|SessionStore|Turns|SessionStep|SessionService|InferenceService)Test\.'
 
 # build_and_test DIR SANITIZER TEST_REGEX TARGETS...
 build_and_test() {
